@@ -1,0 +1,107 @@
+--[[
+  ingest: adds one job's events of one shard to the session buffer, in one call.
+
+  Held events (screen_view, session_end with a session) stay in the session's
+  keys until the sweeper emits them; every other event is written to `ready`
+  at once with duration NULL. An id already known in the session (or, for
+  events without a session, seen in the shard within the dedup window) is
+  dropped and counted. An event earlier than an already emitted boundary row
+  of its session is accepted and counted as late (O2).
+
+  KEYS[1]  due    ZSET  session member -> buffer time (ms) to sweep it next
+  KEYS[2]  ready  LIST  finished rows (JSON objects) awaiting insert
+  KEYS[3]  stats  HASH  shard counters (accepted, duplicate, late)
+  KEYS[4]  seen   ZSET  "<len>:<projectId><id>" of events without a session -> arrival (ms)
+  KEYS[5+3(i-1)], KEYS[6+3(i-1)], KEYS[7+3(i-1)]  z, h, p of session i (see includes/session.lua)
+
+  ARGV[1]  now               buffer clock, epoch ms
+  ARGV[2]  graceMs           ms a settled row is held before emission
+  ARGV[3]  sessionTimeoutMs  idle gap (ms) that ends a session
+  ARGV[4]  dedupWindowMs     ms ids of sessionless events are remembered
+  ARGV[5]  bufferTtlMs       safety TTL (ms) of a held session's keys
+  ARGV[6]  S                 number of sessions
+  ARGV[7]  L                 number of events without a session
+  then for each session: member, N, and N times (id, createdAt ms, kind 'v'|'e'|'o', payload)
+  then L times (seen member, payload)
+
+  Returns: { accepted, duplicates, late }
+           -1 ARGS_MISMATCH  the KEYS / ARGV counts do not match S, N and L
+]]
+--- @include "session"
+
+local now = tonumber(ARGV[1])
+local sessions = tonumber(ARGV[6])
+local sessionless = tonumber(ARGV[7])
+if #KEYS ~= 4 + 3 * sessions then return -1 end
+
+local due, ready, stats, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local accepted, duplicates, late = 0, 0, 0
+local a = 8
+
+for i = 1, sessions do
+  local z, h, p = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
+  local member = ARGV[a]
+  local n = tonumber(ARGV[a + 1])
+  a = a + 2
+  if n == nil or a + 4 * n - 1 > #ARGV then return -1 end
+  local em = tonumber(redis.call('HGET', h, '#em'))
+  for _ = 1, n do
+    local id, t, kind, payload = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
+    a = a + 4
+    if redis.call('HEXISTS', h, id) == 1 then
+      duplicates = duplicates + 1
+    else
+      accepted = accepted + 1
+      if em ~= nil and t < em then late = late + 1 end
+      redis.call('ZADD', z, t, id)
+      if kind == 'o' then
+        redis.call('RPUSH', ready, row(nil, 0, payload))
+        redis.call('HSET', h, id, 'o')
+      elseif kind == 'e' then
+        redis.call('HSET', h, id, 'E\t' .. payload)
+        -- its figures depend only on earlier events: settled on arrival
+        redis.call('ZADD', p, now + GRACE, id)
+        if redis.call('HEXISTS', h, '#ea') == 0 then redis.call('HSET', h, '#ea', now) end
+      else
+        redis.call('HSET', h, id, 'V\t' .. payload)
+        schedule(z, h, p, id, t, now)
+      end
+      -- the nearest earlier boundary, if it is a held screen_view, may now
+      -- end differently: settle it again (re-settling restarts its grace)
+      eachBefore(z, t, id, function(m, s)
+        local k = kindOf(h, m)
+        if k == 'V' then schedule(z, h, p, m, s, now) end
+        return isBoundary(k)
+      end)
+    end
+  end
+  redis.call('HSET', h, '#la', now)
+  redis.call('ZADD', due, dueAt(h, p), member)
+  redis.call('PEXPIRE', z, BUFFER_TTL)
+  redis.call('PEXPIRE', h, BUFFER_TTL)
+  redis.call('PEXPIRE', p, BUFFER_TTL)
+end
+
+if sessionless > 0 then
+  if a + 2 * sessionless - 1 ~= #ARGV then return -1 end
+  redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. (now - DEDUP_WINDOW))
+  for _ = 1, sessionless do
+    local m, payload = ARGV[a], ARGV[a + 1]
+    a = a + 2
+    if redis.call('ZSCORE', seen, m) then
+      duplicates = duplicates + 1
+    else
+      accepted = accepted + 1
+      redis.call('ZADD', seen, now, m)
+      redis.call('RPUSH', ready, row(nil, 0, payload))
+    end
+  end
+  redis.call('PEXPIRE', seen, DEDUP_WINDOW + 1000)
+elseif a - 1 ~= #ARGV then
+  return -1
+end
+
+if accepted > 0 then redis.call('HINCRBY', stats, 'accepted', accepted) end
+if duplicates > 0 then redis.call('HINCRBY', stats, 'duplicate', duplicates) end
+if late > 0 then redis.call('HINCRBY', stats, 'late', late) end
+return { accepted, duplicates, late }

@@ -1,0 +1,74 @@
+--[[
+  sweep: emits the rows of due sessions whose grace has passed, and finalises
+  sessions that ended (graceMs after their session_end) or went idle (no
+  arrival for sessionTimeoutMs). A finalised session's held rows are all
+  emitted (an unsettled screen_view gets its D2 duration or NULL); its
+  payloads are gone and only ids and kinds stay, for dedupWindowMs, so that a
+  retried job is still recognised (O3) and a late event can get its duration.
+  The caller picks candidate members from `due`; each is re-checked here.
+
+  KEYS[1]  due    ZSET  session member -> buffer time (ms) to sweep it next
+  KEYS[2]  ready  LIST  finished rows awaiting insert
+  KEYS[3]  stats  HASH  shard counters (emitted, finalised)
+  KEYS[4+3(i-1)], KEYS[5+3(i-1)], KEYS[6+3(i-1)]  z, h, p of session i
+
+  ARGV[1]  now               buffer clock, epoch ms
+  ARGV[2]  graceMs           ms
+  ARGV[3]  sessionTimeoutMs  ms
+  ARGV[4]  dedupWindowMs     ms a finalised session's ids are kept
+  ARGV[5]  bufferTtlMs       ms (unused here; the argument layout is shared)
+  ARGV[6]  S                 number of sessions
+  ARGV[7..6+S]               session members, in KEYS order
+
+  Returns: { rows emitted, sessions finalised }
+           -1 ARGS_MISMATCH  the KEYS / ARGV counts do not match S
+]]
+--- @include "session"
+
+local now = tonumber(ARGV[1])
+local sessions = tonumber(ARGV[6])
+if #KEYS ~= 3 + 3 * sessions or #ARGV ~= 6 + sessions then return -1 end
+local due, ready, stats = KEYS[1], KEYS[2], KEYS[3]
+local emitted, finalised = 0, 0
+
+for i = 1, sessions do
+  local z, h, p = KEYS[1 + 3 * i], KEYS[2 + 3 * i], KEYS[3 + 3 * i]
+  local member = ARGV[6 + i]
+  local la = tonumber(redis.call('HGET', h, '#la'))
+  if la == nil then
+    -- finalised already, or expired by the safety TTL: nothing is held
+    redis.call('ZREM', due, member)
+  else
+    local closeAt = la + TIMEOUT
+    local ea = tonumber(redis.call('HGET', h, '#ea'))
+    if ea and ea + GRACE < closeAt then closeAt = ea + GRACE end
+    local closing = now >= closeAt
+    local ids
+    if closing then
+      ids = redis.call('ZRANGE', p, 0, -1)
+    else
+      ids = redis.call('ZRANGEBYSCORE', p, '-inf', now)
+    end
+    for _, id in ipairs(ids) do
+      emitted = emitted + emit(z, h, p, ready, id)
+    end
+    if closing then
+      finalised = finalised + 1
+      redis.call('DEL', p)
+      redis.call('HDEL', h, '#la', '#ea')
+      redis.call('ZREM', due, member)
+      if DEDUP_WINDOW > 0 then
+        redis.call('PEXPIRE', z, DEDUP_WINDOW)
+        redis.call('PEXPIRE', h, DEDUP_WINDOW)
+      else
+        redis.call('DEL', z, h)
+      end
+    else
+      redis.call('ZADD', due, dueAt(h, p), member)
+    end
+  end
+end
+
+if emitted > 0 then redis.call('HINCRBY', stats, 'emitted', emitted) end
+if finalised > 0 then redis.call('HINCRBY', stats, 'finalised', finalised) end
+return { emitted, finalised }

@@ -1,0 +1,87 @@
+/**
+ * Every Redis key the buffer uses, in one place. A session belongs to shard
+ * `fnv1a(projectId, sessionId) mod BUFFER_SHARDS`; every key of a shard carries
+ * the hash tag `{<shard>}`, so one script call only touches one cluster slot and
+ * shards spread over a Redis Cluster's masters. The tag comes first, so user
+ * text later in a key (which may contain braces) never changes the slot.
+ */
+
+/** 32-bit FNV-1a over the UTF-16 code units of a string; stable across processes and versions. */
+export function fnv1a(text: string, seed = 0x811c9dc5): number {
+  let hash = seed;
+  for (let i = 0; i < text.length; i += 1) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+/** The shard of a session (or, for events without a session, of the event id). */
+export function shardOf(projectId: string, sessionOrEventId: string, shards: number): number {
+  return fnv1a(`${projectId}\u0000${sessionOrEventId}`) % shards;
+}
+
+/**
+ * A session's name inside its shard: `<projectId length>:<projectId><sessionId>`.
+ * The length prefix keeps it unambiguous whatever characters the ids contain.
+ */
+export function sessionMember(projectId: string, sessionId: string): string {
+  return `${projectId.length}:${projectId}${sessionId}`;
+}
+
+/** Inverse of sessionMember. */
+export function parseSessionMember(member: string): { projectId: string; sessionId: string } {
+  const colon = member.indexOf(':');
+  const length = Number(member.slice(0, colon));
+  const rest = member.slice(colon + 1);
+  return { projectId: rest.slice(0, length), sessionId: rest.slice(length) };
+}
+
+export interface ShardKeys {
+  /** ZSET session member -> buffer time at which the sweeper should look at it. */
+  due: string;
+  /** LIST rows ready for ClickHouse. */
+  ready: string;
+  /** HASH counters. */
+  stats: string;
+  /** ZSET ids of sessionless events, for deduplication. */
+  seen: string;
+  /** LIST rows of the batch being inserted. */
+  batch: string;
+  /** HASH id, rows, bytes of that batch. */
+  batchMeta: string;
+  /** STRING owner of the shard's flush lease. */
+  lease: string;
+}
+
+export interface SessionKeys {
+  z: string;
+  h: string;
+  p: string;
+}
+
+export class BufferKeys {
+  constructor(readonly prefix: string) {}
+
+  private tag(shard: number): string {
+    return `${this.prefix}:{${shard}}`;
+  }
+
+  shard(shard: number): ShardKeys {
+    const t = this.tag(shard);
+    return {
+      due: `${t}:due`,
+      ready: `${t}:ready`,
+      stats: `${t}:stats`,
+      seen: `${t}:seen`,
+      batch: `${t}:batch`,
+      batchMeta: `${t}:batch:meta`,
+      lease: `${t}:lease`,
+    };
+  }
+
+  session(shard: number, member: string): SessionKeys {
+    const t = this.tag(shard);
+    return { z: `${t}:z:${member}`, h: `${t}:h:${member}`, p: `${t}:p:${member}` };
+  }
+}

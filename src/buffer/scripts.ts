@@ -1,0 +1,81 @@
+/**
+ * Loads lua/*.lua and calls them through typed wrappers. A file is named
+ * `<name>-<fixed key count>.lua` (BullMQ's convention); ingest and sweep take
+ * three more keys per session after their fixed ones. `--- @include "x"`
+ * lines are replaced by lua/includes/x.lua, so helpers are written once.
+ *
+ * Scripts run with EVALSHA; when Redis answers NOSCRIPT (after a restart,
+ * a failover or SCRIPT FLUSH) the call is repeated once with EVAL, which also
+ * caches the script again. Negative answers are the codes in `ScriptCode`.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import { ScriptError } from '../errors.ts';
+
+/** Negative return codes of the scripts (see each script's header). */
+export const ScriptCode = {
+  ARGS_MISMATCH: -1,
+  BATCH_MISMATCH: -2,
+  LEASE_HELD: -3,
+} as const;
+
+const LUA_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../lua');
+
+function resolveIncludes(source: string, seen: Set<string>): string {
+  return source.replace(/^--- @include "([\w-]+)"$/gm, (_line, name: string) => {
+    if (seen.has(name)) return '';
+    seen.add(name);
+    return resolveIncludes(readFileSync(path.join(LUA_DIR, 'includes', `${name}.lua`), 'utf8'), seen);
+  });
+}
+
+export class LuaScript {
+  readonly source: string;
+  readonly sha: string;
+
+  constructor(
+    readonly name: string,
+    readonly fixedKeys: number,
+    source: string,
+  ) {
+    this.source = resolveIncludes(source, new Set());
+    this.sha = createHash('sha1').update(this.source).digest('hex');
+  }
+
+  /** Runs the script; retries once with EVAL when the script cache was emptied. */
+  async run(redis: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    try {
+      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
+        return redis.eval(this.source, keys.length, ...keys, ...args);
+      }
+      throw new ScriptError(this.name, err instanceof Error ? err.message : String(err), { cause: err });
+    }
+  }
+}
+
+function load(file: string): LuaScript {
+  const match = /^([A-Za-z]+)-(\d+)\.lua$/.exec(file);
+  if (!match) throw new Error(`lua/${file}: expected a name of the form camelCase-<numKeys>.lua`);
+  return new LuaScript(match[1] as string, Number(match[2]), readFileSync(path.join(LUA_DIR, file), 'utf8'));
+}
+
+/** The scripts, loaded once per process. */
+export const scripts = {
+  ingest: load('ingest-4.lua'),
+  sweep: load('sweep-3.lua'),
+  claimBatch: load('claimBatch-4.lua'),
+  ackBatch: load('ackBatch-3.lua'),
+  releaseLease: load('releaseLease-1.lua'),
+} as const;
+
+/** Fails loudly when a script returned a code, naming the script and the code. */
+export function expectArray(script: LuaScript, reply: unknown): unknown[] {
+  if (Array.isArray(reply)) return reply as unknown[];
+  const name = Object.entries(ScriptCode).find(([, code]) => code === reply)?.[0] ?? 'unexpected reply';
+  throw new ScriptError(script.name, `returned ${String(reply)} (${name})`);
+}

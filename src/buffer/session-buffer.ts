@@ -1,0 +1,258 @@
+/**
+ * The session buffer: holds each session's screen_view and session_end events
+ * in Redis until their durations are settled, then emits finished rows into a
+ * per-shard ready list (DESIGN §2). All state changes happen inside the Lua
+ * scripts; this class groups events by shard, builds keys, and reads state.
+ *
+ * States of a held row (field of the session hash, see lua/includes/session.lua):
+ *
+ *   held-unsettled --(next boundary or idle gap arrives)--> held-settled(emitAt = now + grace)
+ *   held-settled  --(an arrival changes its scan)--> held-settled(emitAt = now + grace) | held-unsettled
+ *   held-*        --(sweep: emitAt <= now, or session finalised)--> emitted (row in ready)
+ *
+ * States of a session: open (has `#la`) --(sweep: now >= last arrival + timeout,
+ * or >= session_end arrival + grace)--> finalised (ids and kinds only, TTL =
+ * dedupWindowMs) --(any new arrival)--> open again; late rows get their
+ * duration from the events still known.
+ *
+ * Crash: every transition is one script call, so a process killed at any
+ * instant leaves Redis in a state before or after a call, never between;
+ * whoever sweeps next continues. Shutdown: nothing is finalised early; held
+ * sessions stay for the other replicas (or the next start).
+ */
+import type { Redis } from 'ioredis';
+import type { BufferSettings } from '../config.ts';
+import type { NormalizedEvent } from '../event/normalize.ts';
+import { BufferKeys, sessionMember, shardOf, type ShardKeys } from './keys.ts';
+import { expectArray, scripts } from './scripts.ts';
+
+export interface IngestResult {
+  accepted: number;
+  duplicates: number;
+  late: number;
+}
+
+export interface SweepResult {
+  emitted: number;
+  finalised: number;
+}
+
+/** One held or remembered event of a session, as the live view shows it. */
+export interface HeldEventView {
+  id: string;
+  createdAt: string;
+  kind: 'screen_view' | 'session_end' | 'other';
+  state: 'unsettled' | 'settled' | 'emitted';
+  /** Buffer time at which a settled row will be emitted. */
+  emitAt?: string;
+  name?: string;
+  path?: string;
+}
+
+export interface SessionView {
+  projectId: string;
+  sessionId: string;
+  shard: number;
+  state: 'open' | 'finalised' | 'unknown';
+  lastArrivalAt?: string;
+  sessionEndArrivalAt?: string;
+  heldRows: number;
+  events: HeldEventView[];
+}
+
+interface ShardGroup {
+  sessions: Map<string, NormalizedEvent[]>;
+  sessionless: NormalizedEvent[];
+}
+
+const SWEEP_PAGE = 256;
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+export class SessionBuffer {
+  readonly keys: BufferKeys;
+
+  constructor(
+    private readonly redis: Redis,
+    readonly settings: BufferSettings,
+  ) {
+    this.keys = new BufferKeys(settings.keyPrefix);
+  }
+
+  /** The four timing arguments every buffer script shares (ARGV[2..5]). */
+  private timing(): number[] {
+    const s = this.settings;
+    return [s.graceMs, s.sessionTimeoutMs, s.dedupWindowMs, s.bufferTtlMs];
+  }
+
+  shardOfEvent(event: Pick<NormalizedEvent, 'projectId' | 'sessionId' | 'id'>): number {
+    return shardOf(event.projectId, event.sessionId || event.id, this.settings.bufferShards);
+  }
+
+  /** Adds events, one script call per shard (calls to different shards run concurrently). */
+  async ingest(events: readonly NormalizedEvent[], nowMs: number): Promise<IngestResult> {
+    const groups = new Map<number, ShardGroup>();
+    for (const event of events) {
+      const shard = this.shardOfEvent(event);
+      let group = groups.get(shard);
+      if (!group) {
+        group = { sessions: new Map(), sessionless: [] };
+        groups.set(shard, group);
+      }
+      if (event.sessionId === '') {
+        group.sessionless.push(event);
+        continue;
+      }
+      const member = sessionMember(event.projectId, event.sessionId);
+      const list = group.sessions.get(member);
+      if (list) list.push(event);
+      else group.sessions.set(member, [event]);
+    }
+    const results = await Promise.all([...groups].map(([shard, group]) => this.ingestShard(shard, group, nowMs)));
+    return results.reduce(
+      (acc, r) => ({ accepted: acc.accepted + r.accepted, duplicates: acc.duplicates + r.duplicates, late: acc.late + r.late }),
+      { accepted: 0, duplicates: 0, late: 0 },
+    );
+  }
+
+  private async ingestShard(shard: number, group: ShardGroup, nowMs: number): Promise<IngestResult> {
+    const sk = this.keys.shard(shard);
+    const keys = [sk.due, sk.ready, sk.stats, sk.seen];
+    const args: (string | number)[] = [nowMs, ...this.timing(), group.sessions.size, group.sessionless.length];
+    for (const [member, list] of group.sessions) {
+      const k = this.keys.session(shard, member);
+      keys.push(k.z, k.h, k.p);
+      // in (createdAt, id) order, so each event settles its predecessor once
+      list.sort((a, b) => a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      args.push(member, list.length);
+      for (const e of list) args.push(e.id, e.createdAtMs, e.kind, e.payload);
+    }
+    for (const e of group.sessionless) args.push(sessionMember(e.projectId, e.id), e.payload);
+    const [accepted, duplicates, late] = expectArray(scripts.ingest, await scripts.ingest.run(this.redis, keys, args)) as number[];
+    return { accepted: accepted ?? 0, duplicates: duplicates ?? 0, late: late ?? 0 };
+  }
+
+  /** Emits due rows and finalises ended or idle sessions in every shard. */
+  async sweep(nowMs: number): Promise<SweepResult> {
+    const shards = Array.from({ length: this.settings.bufferShards }, (_, i) => i);
+    const results = await Promise.all(shards.map((shard) => this.sweepShard(shard, nowMs)));
+    return results.reduce((a, r) => ({ emitted: a.emitted + r.emitted, finalised: a.finalised + r.finalised }), {
+      emitted: 0,
+      finalised: 0,
+    });
+  }
+
+  async sweepShard(shard: number, nowMs: number): Promise<SweepResult> {
+    const sk = this.keys.shard(shard);
+    const total: SweepResult = { emitted: 0, finalised: 0 };
+    for (;;) {
+      const members = await this.redis.zrangebyscore(sk.due, '-inf', nowMs, 'LIMIT', 0, SWEEP_PAGE);
+      if (members.length === 0) break;
+      const keys = [sk.due, sk.ready, sk.stats];
+      for (const m of members) {
+        const k = this.keys.session(shard, m);
+        keys.push(k.z, k.h, k.p);
+      }
+      const reply = await scripts.sweep.run(this.redis, keys, [nowMs, ...this.timing(), members.length, ...members]);
+      const [emitted, finalised] = expectArray(scripts.sweep, reply) as number[];
+      total.emitted += emitted ?? 0;
+      total.finalised += finalised ?? 0;
+      // every swept session is rescheduled after now or removed, so a short page means done
+      if (members.length < SWEEP_PAGE) break;
+    }
+    return total;
+  }
+
+  shardKeys(shard: number): ShardKeys {
+    return this.keys.shard(shard);
+  }
+
+  /** Rows waiting in ready lists and unacknowledged batches, per shard. */
+  async backlog(): Promise<{ shard: number; ready: number; inBatch: number; heldSessions: number }[]> {
+    const pipeline = this.redis.pipeline();
+    for (let shard = 0; shard < this.settings.bufferShards; shard += 1) {
+      const sk = this.keys.shard(shard);
+      pipeline.llen(sk.ready).llen(sk.batch).zcard(sk.due);
+    }
+    const replies = (await pipeline.exec()) ?? [];
+    const value = (i: number): number => Number(replies[i]?.[1] ?? 0);
+    return Array.from({ length: this.settings.bufferShards }, (_, shard) => ({
+      shard,
+      ready: value(3 * shard),
+      inBatch: value(3 * shard + 1),
+      heldSessions: value(3 * shard + 2),
+    }));
+  }
+
+  /** Shard counters summed over all shards. */
+  async stats(): Promise<Record<string, number>> {
+    const pipeline = this.redis.pipeline();
+    for (let shard = 0; shard < this.settings.bufferShards; shard += 1) pipeline.hgetall(this.keys.shard(shard).stats);
+    const out: Record<string, number> = {};
+    for (const [, reply] of (await pipeline.exec()) ?? []) {
+      for (const [k, v] of Object.entries((reply ?? {}) as Record<string, string>)) out[k] = (out[k] ?? 0) + Number(v);
+    }
+    return out;
+  }
+
+  /** The live view of one session: its held events and their state (read-only). */
+  async sessionView(projectId: string, sessionId: string): Promise<SessionView> {
+    const shard = shardOf(projectId, sessionId, this.settings.bufferShards);
+    const member = sessionMember(projectId, sessionId);
+    const k = this.keys.session(shard, member);
+    const [zr, hr, pr] = (await this.redis
+      .pipeline()
+      .zrange(k.z, '0', '-1', 'WITHSCORES')
+      .hgetall(k.h)
+      .zrange(k.p, '0', '-1', 'WITHSCORES')
+      .exec()) ?? [];
+    const z = (zr?.[1] ?? []) as string[];
+    const h = (hr?.[1] ?? {}) as Record<string, string>;
+    const p = (pr?.[1] ?? []) as string[];
+    const emitAt = new Map<string, string>();
+    for (let i = 0; i < p.length; i += 2) emitAt.set(p[i] as string, p[i + 1] as string);
+    const events: HeldEventView[] = [];
+    for (let i = 0; i < z.length; i += 2) {
+      const id = z[i] as string;
+      const state = h[id] ?? '';
+      const kind = state.charAt(0).toLowerCase();
+      const view: HeldEventView = {
+        id,
+        createdAt: iso(Number(z[i + 1])),
+        kind: kind === 'v' ? 'screen_view' : kind === 'e' ? 'session_end' : 'other',
+        state: 'emitted',
+      };
+      if (state.length > 1) {
+        const at = emitAt.get(id);
+        view.state = at === undefined || at === 'inf' ? 'unsettled' : 'settled';
+        if (at !== undefined && at !== 'inf') view.emitAt = iso(Number(at));
+        const row = JSON.parse(state.slice(2)) as { name?: string; path?: string };
+        view.name = row.name;
+        if (row.path) view.path = row.path;
+      }
+      events.push(view);
+    }
+    const la = h['#la'];
+    const ea = h['#ea'];
+    const result: SessionView = {
+      projectId,
+      sessionId,
+      shard,
+      state: la !== undefined ? 'open' : z.length > 0 ? 'finalised' : 'unknown',
+      heldRows: p.length / 2,
+      events,
+    };
+    if (la !== undefined) result.lastArrivalAt = iso(Number(la));
+    if (ea !== undefined) result.sessionEndArrivalAt = iso(Number(ea));
+    return result;
+  }
+
+  /** The session of a live-view argument `<projectId>/<sessionId>` (split at the first slash). */
+  static parseSessionArg(arg: string): { projectId: string; sessionId: string } {
+    const slash = arg.indexOf('/');
+    if (slash <= 0 || slash === arg.length - 1) {
+      throw new Error(`--session ${JSON.stringify(arg)}: expected <projectId>/<sessionId>`);
+    }
+    return { projectId: arg.slice(0, slash), sessionId: arg.slice(slash + 1) };
+  }
+}
+

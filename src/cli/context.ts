@@ -1,0 +1,56 @@
+/**
+ * Builds the clients a command needs from the config; the only place (with
+ * the worker entry point) where clients are created.
+ */
+import os from 'node:os';
+import type { Redis } from 'ioredis';
+import { SessionBuffer } from '../buffer/session-buffer.ts';
+import { openClickHouse, type ClickHouse } from '../clickhouse/client.ts';
+import { migrate } from '../clickhouse/migrate.ts';
+import type { Config } from '../config.ts';
+import { Flusher } from '../flush/flusher.ts';
+import { connectRedis } from '../ops/redis.ts';
+
+export interface Pipeline {
+  redis: Redis;
+  ch: ClickHouse;
+  buffer: SessionBuffer;
+  flusher: Flusher;
+  close(): Promise<void>;
+}
+
+export function flusherOwner(): string {
+  return `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** Redis + ClickHouse (migrated) + buffer + flusher, as the replay and the demo use them. */
+export async function openPipeline(config: Config): Promise<Pipeline> {
+  const redis = await connectRedis(config.redisUrl);
+  let ch: ClickHouse;
+  try {
+    ch = openClickHouse(config);
+    await migrate(ch, { retentionDays: config.retentionDays });
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
+  const buffer = new SessionBuffer(redis, config);
+  const flusher = new Flusher(redis, buffer, ch, {
+    owner: flusherOwner(),
+    leaseMs: 30_000,
+    flushMaxRows: config.flushMaxRows,
+    flushMaxBytes: config.flushMaxBytes,
+    flushIntervalMs: config.flushIntervalMs,
+  });
+  return {
+    redis,
+    ch,
+    buffer,
+    flusher,
+    close: async () => {
+      await flusher.release();
+      await ch.close();
+      redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import type { Command } from 'commander';
+import { ulid } from 'ulid';
+import { queryRows } from '../clickhouse/client.ts';
+import { loadConfig, type Config } from '../config.ts';
+import { generateEvents } from '../generate/model.ts';
+import { connectRedis } from '../ops/redis.ts';
+import { startRedisServer, type RedisServerHandle } from '../ops/redis-server.ts';
+import { replay } from '../replay/replay.ts';
+import { openPipeline } from './context.ts';
+import { err, out, table } from './output.ts';
+
+async function* asLines(items: readonly unknown[]): AsyncGenerator<string> {
+  for (const item of items) yield JSON.stringify(item);
+}
+
+/** Uses REDIS_URL when it answers; otherwise starts a private redis-server for the demo. */
+async function demoRedis(config: Config): Promise<{ url: string; server?: RedisServerHandle }> {
+  try {
+    (await connectRedis(config.redisUrl, 1_000)).disconnect();
+    return { url: config.redisUrl };
+  } catch {
+    const server = await startRedisServer();
+    err(`demo: no Redis at REDIS_URL; started a private redis-server on port ${server.port}`);
+    return { url: server.url, server };
+  }
+}
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('generate sessions, replay them through the buffer into embedded ClickHouse, print pages with time on page')
+    .option('--sessions <n>', 'number of sessions to generate', (v) => Number(v), 3_000)
+    .option('--seed <s>', 'random seed', (v) => Number(v), 7)
+    .action(async (opts: { sessions: number; seed: number }) => {
+      const base = loadConfig(process.env);
+      const redis = await demoRedis(base);
+      // its own database (recreated each run) and its own Redis key prefix (removed at the end)
+      const config: Config = { ...base, redisUrl: redis.url, clickhouseDatabase: `${base.clickhouseDatabase}_demo`, keyPrefix: `demo-${ulid()}` };
+      const where = config.clickhouseUrl ? 'ClickHouse server' : `embedded ClickHouse in ${config.dataDir}`;
+      out(`demo: ${opts.sessions} sessions (seed ${opts.seed}) -> Redis session buffer -> ${where}, database ${config.clickhouseDatabase}`);
+      const events = generateEvents({ sessions: opts.sessions, seed: opts.seed });
+      const pipeline = await openPipeline({ ...config, clickhouseDatabase: config.clickhouseDatabase });
+      try {
+        await pipeline.ch.client.command({ query: `TRUNCATE TABLE IF EXISTS ${config.clickhouseDatabase}.events` });
+        const s = await replay(asLines(events), pipeline.buffer, pipeline.flusher, { clock: 'event', drain: true, maxFutureMs: config.maxFutureMs });
+        out(
+          `replayed ${s.read} events in ${s.seconds.toFixed(1)} s (${Math.round(s.read / s.seconds)} events/s): ` +
+            `accepted=${s.accepted} rejected=${s.rejected} duplicates=${s.duplicates} late=${s.late} rows_written=${s.rowsWritten}`,
+        );
+        const db = config.clickhouseDatabase;
+        const pages = await queryRows(
+          pipeline.ch,
+          `SELECT projectId AS project, path, count() AS views,
+                  round(avg(duration) / 1000, 1) AS avg_time_on_page_s,
+                  round(quantile(0.5)(duration) / 1000, 1) AS median_s,
+                  countIf(duration IS NULL) AS unknown_duration
+             FROM ${db}.events WHERE name = 'screen_view'
+            GROUP BY projectId, path ORDER BY views DESC, path LIMIT 12`,
+        );
+        out('\nTop pages with time on page (NULL durations are unknown and left out of the averages):');
+        out(table(pages));
+        const [totals] = await queryRows(
+          pipeline.ch,
+          `SELECT count() AS rows, countIf(name = 'screen_view') AS screen_views, countIf(name = 'session_end') AS session_ends,
+                  uniqExact(sessionId) AS sessions FROM ${db}.events`,
+        );
+        out(`\nrows in ClickHouse: ${JSON.stringify(totals)}`);
+        out(`try: npx event-lens query "SELECT name, count() FROM ${db}.events GROUP BY name"`);
+      } finally {
+        await deleteKeys(pipeline.redis, config.keyPrefix);
+        await pipeline.close();
+        await redis.server?.stop();
+      }
+    });
+}
+
+async function deleteKeys(redis: import('ioredis').Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== '0');
+}

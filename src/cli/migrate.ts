@@ -1,0 +1,23 @@
+import type { Command } from 'commander';
+import { openClickHouse } from '../clickhouse/client.ts';
+import { migrate } from '../clickhouse/migrate.ts';
+import { loadConfig } from '../config.ts';
+import { out } from './output.ts';
+
+export function registerMigrate(program: Command): void {
+  program
+    .command('migrate')
+    .description('apply the pending ClickHouse migrations (idempotent; a second run changes nothing)')
+    .option('--dry-run', 'print the statements that would run, change nothing', false)
+    .action(async (opts: { dryRun: boolean }) => {
+      const config = loadConfig(process.env);
+      const ch = openClickHouse(config);
+      try {
+        const r = await migrate(ch, { retentionDays: config.retentionDays, dryRun: opts.dryRun });
+        if (opts.dryRun) for (const s of r.statements) out(`${s};\n`);
+        out(`migrate: ${opts.dryRun ? 'would apply' : 'applied'} ${r.applied.length} (${r.applied.join(', ') || 'none'}), up to date ${r.skipped.length}`);
+      } finally {
+        await ch.close();
+      }
+    });
+}

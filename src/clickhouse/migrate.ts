@@ -1,0 +1,135 @@
+/**
+ * The migration runner. Migrations are numbered SQL files in migrations/
+ * (`0001_events.sql`), applied in order and recorded in
+ * `<database>.schema_migrations` with a checksum of the file. A landed file
+ * is never edited: a recorded migration whose file changed stops the run with
+ * an error naming the file. Statements are separated by a `;` at the end of a
+ * line; `{{database}}` and `{{retention_ttl}}` are filled in from the config.
+ * Every statement is idempotent (IF NOT EXISTS), so a run interrupted between
+ * statements is finished by the next run.
+ */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MigrationError } from '../errors.ts';
+import { queryRows, type ClickHouse } from './client.ts';
+
+export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
+
+export interface Migration {
+  version: number;
+  name: string;
+  checksum: string;
+  statements: string[];
+}
+
+export interface MigrateOptions {
+  retentionDays: number;
+  dryRun?: boolean;
+  dir?: string;
+}
+
+export interface MigrateResult {
+  applied: string[];
+  skipped: string[];
+  /** The statements that ran (or would run, with dryRun). */
+  statements: string[];
+}
+
+export function renderTemplate(sql: string, vars: { database: string; retentionDays: number }): string {
+  const ttl = vars.retentionDays > 0 ? `TTL toDateTime(createdAt) + toIntervalDay(${vars.retentionDays})` : '';
+  return sql.replaceAll('{{database}}', vars.database).replaceAll('{{retention_ttl}}', ttl);
+}
+
+/** Splits a SQL file at `;` that ends a line, dropping empty statements. */
+export function splitStatements(sql: string): string[] {
+  return sql
+    .split(/;[ \t]*$/m)
+    .map((s) => s.trim())
+    .filter((s) => s.replace(/^--.*$/gm, '').trim().length > 0);
+}
+
+export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
+  const files = readdirSync(dir).filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f)).sort();
+  return files.map((file) => {
+    const text = readFileSync(path.join(dir, file), 'utf8');
+    return {
+      version: Number(file.slice(0, 4)),
+      name: file,
+      checksum: createHash('sha256').update(text).digest('hex'),
+      statements: splitStatements(text),
+    };
+  });
+}
+
+/** Applies the pending migrations in order; returns what was applied and skipped. */
+export async function migrate(ch: ClickHouse, options: MigrateOptions): Promise<MigrateResult> {
+  const db = ch.database;
+  const vars = { database: db, retentionDays: options.retentionDays };
+  const migrations = loadMigrations(options.dir);
+  const result: MigrateResult = { applied: [], skipped: [], statements: [] };
+  const tracking = [
+    `CREATE DATABASE IF NOT EXISTS ${db}`,
+    `CREATE TABLE IF NOT EXISTS ${db}.schema_migrations (version UInt32, name String, checksum String, ` +
+      `appliedAt DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version`,
+  ];
+  let recorded = new Map<number, { name: string; checksum: string }>();
+  if (options.dryRun) {
+    const exists = await queryRows<{ n: number }>(
+      ch,
+      'SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = {t:String}',
+      { db, t: 'schema_migrations' },
+    );
+    if (Number(exists[0]?.n ?? 0) === 0) result.statements.push(...tracking);
+    else recorded = await readRecorded(ch, db);
+  } else {
+    for (const statement of tracking) await ch.client.command({ query: statement });
+    recorded = await readRecorded(ch, db);
+  }
+
+  for (const m of migrations) {
+    const done = recorded.get(m.version);
+    if (done) {
+      if (done.checksum !== m.checksum) {
+        throw new MigrationError(
+          `migrations/${m.name}: the file changed after it was applied (recorded checksum ${done.checksum.slice(0, 12)}, ` +
+            `file ${m.checksum.slice(0, 12)}); landed migrations are never edited, add a new numbered file instead`,
+        );
+      }
+      result.skipped.push(m.name);
+      continue;
+    }
+    for (const [i, raw] of m.statements.entries()) {
+      const statement = renderTemplate(raw, vars);
+      result.statements.push(statement);
+      if (options.dryRun) continue;
+      try {
+        await ch.client.command({ query: statement });
+      } catch (err) {
+        const first = statement.split('\n').find((l) => l.trim() && !l.trim().startsWith('--')) ?? statement;
+        throw new MigrationError(
+          `migrations/${m.name}: statement ${i + 1} failed (${first.trim().slice(0, 120)}): ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+    }
+    if (!options.dryRun) {
+      await ch.client.insert({
+        table: `${db}.schema_migrations`,
+        values: [{ version: m.version, name: m.name, checksum: m.checksum }],
+        format: 'JSONEachRow',
+      });
+    }
+    result.applied.push(m.name);
+  }
+  return result;
+}
+
+async function readRecorded(ch: ClickHouse, db: string): Promise<Map<number, { name: string; checksum: string }>> {
+  const rows = await queryRows<{ version: number; name: string; checksum: string }>(
+    ch,
+    `SELECT version, any(name) AS name, any(checksum) AS checksum FROM ${db}.schema_migrations GROUP BY version`,
+  );
+  return new Map(rows.map((r) => [Number(r.version), { name: r.name, checksum: r.checksum }]));
+}

@@ -1,0 +1,143 @@
+/**
+ * Configuration: the only module that reads environment variables, and only
+ * through `loadConfig(env)`, which is pure (pass `process.env` at the edge).
+ * Every problem is collected and reported in one `ConfigError`; messages name
+ * the variable, the value (secrets redacted) and the expected form.
+ */
+import path from 'node:path';
+import { ConfigError } from './errors.ts';
+
+export interface Config {
+  /** Redis connection URL; `rediss://` for TLS, user and password in the URL. @defaultValue `redis://127.0.0.1:6379` */
+  redisUrl: string;
+  /** ClickHouse server URL; `undefined` selects the embedded chDB engine. @defaultValue unset */
+  clickhouseUrl: string | undefined;
+  /** Directory of the embedded ClickHouse data. @defaultValue `./.event-lens` */
+  dataDir: string;
+  /** ClickHouse database. @defaultValue `event_lens` */
+  clickhouseDatabase: string;
+  /** Number of buffer shards; fixed per deployment (changing it strands held sessions). @defaultValue 16 */
+  bufferShards: number;
+  /** Prefix of every Redis key the buffer owns. @defaultValue `el` */
+  keyPrefix: string;
+  /** Time a settled row is held before it is emitted, on the buffer clock. @defaultValue 10 000 */
+  graceMs: number;
+  /** Inactivity after which a session is finalised; also the longest gap inside a duration. @defaultValue 1 800 000 */
+  sessionTimeoutMs: number;
+  /** How long a finalised session's ids are remembered to drop retried duplicates. @defaultValue = sessionTimeoutMs */
+  dedupWindowMs: number;
+  /** Safety TTL on a held session's keys, refreshed on every change; bounds leaks if no worker runs. @defaultValue 86 400 000 */
+  bufferTtlMs: number;
+  /** Largest batch inserted into ClickHouse, in rows. @defaultValue 10 000 */
+  flushMaxRows: number;
+  /** Largest batch inserted into ClickHouse, in bytes of JSON rows. @defaultValue 16 777 216 */
+  flushMaxBytes: number;
+  /** Shortest interval between two inserts of a shard's partial batch. @defaultValue 1 000 */
+  flushIntervalMs: number;
+  /** How far in the future `createdAt` may be before it is clamped to the receive time. @defaultValue 3 600 000 */
+  maxFutureMs: number;
+  /** Retention of the events table (TTL), in days; 0 keeps rows forever. @defaultValue 0 */
+  retentionDays: number;
+  /** Port of the Prometheus `/metrics` and health endpoints; 0 disables them. @defaultValue 9464 */
+  metricsPort: number;
+  /** pino log level. @defaultValue `info` */
+  logLevel: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Hides the password of a URL so it can appear in messages and logs. */
+export function redactUrl(raw: string): string {
+  try {
+    const u = new URL(raw);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '<unparseable URL>';
+  }
+}
+
+class Reader {
+  readonly problems: string[] = [];
+
+  constructor(private readonly env: Env) {}
+
+  string(name: string, fallback: string, pattern?: RegExp, expected?: string): string {
+    const raw = this.env[name];
+    if (raw === undefined || raw === '') return fallback;
+    if (pattern && !pattern.test(raw)) {
+      this.problems.push(`${name}=${JSON.stringify(raw)}: expected ${expected ?? pattern.source}`);
+      return fallback;
+    }
+    return raw;
+  }
+
+  int(name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+    const raw = this.env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const value = Number(raw.replace(/_/g, ''));
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      this.problems.push(`${name}=${JSON.stringify(raw)}: expected an integer from ${min} to ${max}`);
+      return fallback;
+    }
+    return value;
+  }
+
+  url(name: string, fallback: string | undefined, protocols: readonly string[]): string | undefined {
+    const raw = this.env[name];
+    if (raw === undefined || raw === '') return fallback;
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(raw);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || !protocols.includes(parsed.protocol)) {
+      const shown = parsed ? redactUrl(raw) : '<unparseable URL>';
+      this.problems.push(`${name}=${shown}: expected a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+      return fallback;
+    }
+    return raw;
+  }
+}
+
+/** Reads and validates the configuration; throws one ConfigError listing every problem. */
+export function loadConfig(env: Env, cwd = process.cwd()): Config {
+  const r = new Reader(env);
+  const sessionTimeoutMs = r.int('SESSION_TIMEOUT_MS', 1_800_000, 1_000);
+  const graceMs = r.int('GRACE_MS', 10_000, 0, 3_600_000);
+  const config: Config = {
+    redisUrl: r.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']) ?? 'redis://127.0.0.1:6379',
+    clickhouseUrl: r.url('CLICKHOUSE_URL', undefined, ['http:', 'https:']),
+    dataDir: path.resolve(cwd, r.string('EVENT_LENS_DATA_DIR', './.event-lens')),
+    clickhouseDatabase: r.string('CLICKHOUSE_DATABASE', 'event_lens', /^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'an identifier of letters, digits and _'),
+    bufferShards: r.int('BUFFER_SHARDS', 16, 1, 1024),
+    keyPrefix: r.string('BUFFER_KEY_PREFIX', 'el', /^[A-Za-z0-9_.-]{1,32}$/, '1..32 characters of letters, digits, _ . -'),
+    graceMs,
+    sessionTimeoutMs,
+    dedupWindowMs: r.int('DEDUP_WINDOW_MS', sessionTimeoutMs, 0),
+    bufferTtlMs: r.int('BUFFER_TTL_MS', 86_400_000, 1_000),
+    flushMaxRows: r.int('FLUSH_MAX_ROWS', 10_000, 1, 1_000_000),
+    flushMaxBytes: r.int('FLUSH_MAX_BYTES', 16 * 1024 * 1024, 1024),
+    flushIntervalMs: r.int('FLUSH_INTERVAL_MS', 1_000, 0, 3_600_000),
+    maxFutureMs: r.int('MAX_FUTURE_MS', 3_600_000, 0),
+    retentionDays: r.int('RETENTION_DAYS', 0, 0, 36_500),
+    metricsPort: r.int('METRICS_PORT', 9464, 0, 65_535),
+    logLevel: r.string('LOG_LEVEL', 'info', new RegExp(`^(${LOG_LEVELS.join('|')})$`), `one of ${LOG_LEVELS.join(', ')}`),
+  };
+  if (config.bufferTtlMs < sessionTimeoutMs + graceMs) {
+    r.problems.push(
+      `BUFFER_TTL_MS=${config.bufferTtlMs}: expected at least SESSION_TIMEOUT_MS + GRACE_MS (${sessionTimeoutMs + graceMs}), or held sessions could expire before they are finalised`,
+    );
+  }
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return config;
+}
+
+/** The settings the session buffer needs, taken from a Config. */
+export type BufferSettings = Pick<
+  Config,
+  'bufferShards' | 'keyPrefix' | 'graceMs' | 'sessionTimeoutMs' | 'dedupWindowMs' | 'bufferTtlMs'
+>;

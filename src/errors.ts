@@ -1,0 +1,107 @@
+/**
+ * One error hierarchy for Event Lens. Every error carries a stable `code` and,
+ * when it wraps another failure, the original as `cause`. Messages name what was
+ * wrong, the offending value and what was expected.
+ */
+export class EventLensError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** Invalid configuration; lists every problem found, one per line. */
+export class ConfigError extends EventLensError {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super('CONFIG_INVALID', `invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.problems = problems;
+  }
+}
+
+/** One issue of an invalid event: the field (dotted path) and the rule it broke. */
+export interface ValidationIssue {
+  readonly field: string;
+  readonly rule: string;
+}
+
+/** An incoming event that breaks the event contract (DESIGN §1). Never retryable. */
+export class ValidationError extends EventLensError {
+  readonly issues: readonly ValidationIssue[];
+
+  constructor(issues: readonly ValidationIssue[]) {
+    super('EVENT_INVALID', issues.map((i) => `${i.field}: ${i.rule}`).join('; '));
+    this.issues = issues;
+  }
+}
+
+/** A Lua script answered with a negative code or failed to run. */
+export class ScriptError extends EventLensError {
+  readonly script: string;
+
+  constructor(script: string, message: string, options?: { cause?: unknown }) {
+    super('SCRIPT_FAILED', `script ${script}: ${message}`, options);
+    this.script = script;
+  }
+}
+
+/** An insert into ClickHouse failed; `retryable` says whether trying again can help. */
+export class ClickHouseWriteError extends EventLensError {
+  readonly retryable: boolean;
+
+  constructor(message: string, retryable: boolean, options?: { cause?: unknown }) {
+    super('CLICKHOUSE_WRITE_FAILED', message, options);
+    this.retryable = retryable;
+  }
+}
+
+/** A migration file or statement failed; names the file and the statement. */
+export class MigrationError extends EventLensError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('MIGRATION_FAILED', message, options);
+  }
+}
+
+const RETRYABLE_NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+]);
+
+/**
+ * The one table of what is worth retrying: network failures, Redis loading /
+ * OOM / failover answers, and ClickHouse errors marked retryable. Validation,
+ * config and syntax errors are not.
+ */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof ValidationError || err instanceof ConfigError || err instanceof MigrationError) {
+    return false;
+  }
+  if (err instanceof ClickHouseWriteError) return err.retryable;
+  if (!(err instanceof Error)) return false;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== undefined && RETRYABLE_NODE_CODES.has(code)) return true;
+  const msg = err.message;
+  if (/^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|OOM)\b/.test(msg)) return true;
+  if (/Connection is closed|socket hang up|timeout/i.test(msg)) return true;
+  if (err instanceof EventLensError && err.cause !== undefined) return isRetryable(err.cause);
+  return false;
+}
+
+/**
+ * Full-jitter exponential backoff: a random delay in [0, min(maxMs, baseMs·2^attempt)].
+ * Jitter keeps replicas that failed together from retrying together.
+ */
+export function backoffMs(attempt: number, baseMs = 100, maxMs = 30_000, random = Math.random): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
+  return Math.floor(random() * ceiling);
+}

@@ -1,0 +1,137 @@
+/**
+ * `normalizeEvent` turns an incoming event into what the buffer holds: the
+ * ordering fields it needs (`id`, `createdAtMs`, `kind`, session) and an opaque
+ * `payload`, the ClickHouse row as JSON without `duration` and `screenViews`.
+ * Lua never decodes the payload; it prepends those two columns when it emits
+ * the row (see lua/ingest-3.lua).
+ */
+import { ulid } from 'ulid';
+import { ValidationError, type ValidationIssue } from '../errors.ts';
+import { DotsError, toDots, type DottedProperties } from './dots.ts';
+import { LIMITS } from './limits.ts';
+import { eventSchema, parseCreatedAt, type RawEvent } from './schema.ts';
+
+/** How the buffer treats an event: a screen view, a session end, or anything else. */
+export type EventKind = 'v' | 'e' | 'o';
+
+export interface NormalizedEvent {
+  id: string;
+  projectId: string;
+  /** Empty when the event has no session; such events are never held. */
+  sessionId: string;
+  name: string;
+  kind: EventKind;
+  createdAtMs: number;
+  /** `createdAt` was in the future beyond the allowed bound and was clamped to the receive time. */
+  clamped: boolean;
+  /** The ClickHouse row as a JSON object string, without duration and screenViews. */
+  payload: string;
+}
+
+export interface NormalizeOptions {
+  /** Receive time (epoch ms): the `timestamp` column and the clamp target. */
+  receivedAtMs: number;
+  /** How far in the future createdAt may be before it is clamped. */
+  maxFutureMs: number;
+}
+
+const TEXT_COLUMNS = [
+  'deviceId', 'profileId', 'path', 'origin', 'referrer', 'referrerName', 'referrerType',
+  'utmSource', 'utmMedium', 'utmCampaign', 'utmTerm', 'utmContent', 'city', 'region',
+  'os', 'osVersion', 'browser', 'browserVersion', 'device', 'brand', 'model', 'ip', 'userAgent',
+] as const satisfies readonly (keyof RawEvent)[];
+
+/** The property set on a clamped event, holding the original createdAt. */
+export const CLAMPED_PROPERTY = '$clampedCreatedAt';
+
+/** ClickHouse DateTime64(3) text form, always UTC. */
+export function formatDateTime(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 23).replace('T', ' ');
+}
+
+function kindOf(name: string): EventKind {
+  if (name === 'screen_view') return 'v';
+  if (name === 'session_end') return 'e';
+  return 'o';
+}
+
+/** Validates one event and normalizes it; throws ValidationError naming every broken field. */
+export function normalizeEvent(input: unknown, options: NormalizeOptions, assignId: () => string = ulid): NormalizedEvent {
+  const parsed = eventSchema.safeParse(input);
+  const issues: ValidationIssue[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      if (issue.code === 'unrecognized_keys') {
+        for (const key of issue.keys) issues.push({ field: key, rule: 'unknown field (put custom data in properties)' });
+      } else {
+        issues.push({ field: issue.path.length > 0 ? issue.path.join('.') : 'event', rule: issue.message });
+      }
+    }
+    throw new ValidationError(issues);
+  }
+  const raw = parsed.data;
+
+  const created = parseCreatedAt(raw.createdAt);
+  if (typeof created === 'string') issues.push({ field: 'createdAt', rule: created });
+  let properties: DottedProperties = Object.create(null) as DottedProperties;
+  if (raw.properties !== undefined && raw.properties !== null) {
+    try {
+      properties = toDots(raw.properties, 'properties', LIMITS);
+    } catch (err) {
+      if (!(err instanceof DotsError)) throw err;
+      issues.push({ field: err.field, rule: err.rule });
+    }
+  }
+  if (issues.length > 0 || typeof created === 'string') throw new ValidationError(issues);
+
+  let createdAtMs = created;
+  let clamped = false;
+  if (createdAtMs > options.receivedAtMs + options.maxFutureMs) {
+    properties[CLAMPED_PROPERTY] = new Date(createdAtMs).toISOString();
+    createdAtMs = options.receivedAtMs;
+    clamped = true;
+  }
+
+  const id = raw.id ?? assignId();
+  const row: Record<string, unknown> = {
+    id,
+    projectId: raw.projectId,
+    name: raw.name,
+    sessionId: raw.sessionId ?? '',
+    createdAt: formatDateTime(createdAtMs),
+    timestamp: formatDateTime(options.receivedAtMs),
+  };
+  for (const column of TEXT_COLUMNS) {
+    const value = raw[column];
+    if (value !== undefined) row[column] = value;
+  }
+  if (raw.country) row.country = raw.country.toUpperCase();
+  if (raw.latitude !== undefined) row.latitude = raw.latitude;
+  if (raw.longitude !== undefined) row.longitude = raw.longitude;
+  row.properties = properties;
+
+  return {
+    id,
+    projectId: raw.projectId,
+    sessionId: raw.sessionId ?? '',
+    name: raw.name,
+    kind: kindOf(raw.name),
+    createdAtMs,
+    clamped,
+    payload: JSON.stringify(row),
+  };
+}
+
+/** Parses and normalizes one NDJSON line, enforcing the byte limit before parsing. */
+export function normalizeLine(line: string, options: NormalizeOptions, assignId?: () => string): NormalizedEvent {
+  if (Buffer.byteLength(line, 'utf8') > LIMITS.maxEventBytes) {
+    throw new ValidationError([{ field: 'event', rule: `must be at most ${LIMITS.maxEventBytes} bytes of JSON` }]);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (err) {
+    throw new ValidationError([{ field: 'event', rule: `must be valid JSON (${(err as Error).message})` }]);
+  }
+  return normalizeEvent(value, options, assignId);
+}

@@ -1,0 +1,168 @@
+/**
+ * The flusher: moves ready rows from Redis into ClickHouse, exactly once.
+ *
+ * Per shard:  idle --claimBatch--> batch fixed (id, rows) --insert--> inserted --ackBatch--> idle
+ *
+ * - claimBatch takes the shard's lease and either returns the unacknowledged
+ *   batch again (same id) or fixes a new one from the ready list.
+ * - The insert carries `insert_deduplication_token = <batch id>`, so inserting
+ *   the same batch twice stores it once (the table keeps a dedup window).
+ * - ackBatch deletes the batch only after ClickHouse confirmed the insert.
+ *
+ * Crash between insert and ack: the batch stays in Redis with its id; the next
+ * claim (this process after restart, or another once the lease expires)
+ * re-inserts it with the same token and ClickHouse drops the copy. Crash
+ * before insert: the same. Shutdown: `release()` gives the leases up so
+ * another flusher need not wait for them to expire.
+ *
+ * A failed insert is retried with jittered exponential backoff when the error
+ * is retryable; otherwise the error is raised and the batch stays in Redis.
+ */
+import { Readable } from 'node:stream';
+import type { Redis } from 'ioredis';
+import { ulid } from 'ulid';
+import type { ClickHouse } from '../clickhouse/client.ts';
+import { backoffMs, ClickHouseWriteError, isRetryable } from '../errors.ts';
+import type { SessionBuffer } from '../buffer/session-buffer.ts';
+import { expectArray, scripts, ScriptCode } from '../buffer/scripts.ts';
+
+export interface FlusherOptions {
+  /** Unique id of this flusher (lease owner). */
+  owner: string;
+  /** Lease time to live; renewed on every claim. */
+  leaseMs: number;
+  flushMaxRows: number;
+  flushMaxBytes: number;
+  flushIntervalMs: number;
+  /** Attempts per batch before the error is raised (retryable errors only). */
+  maxAttempts?: number;
+}
+
+export interface FlushResult {
+  rows: number;
+  batches: number;
+}
+
+/** Outcome of one claim: nothing to do, another owner's shard, or a batch to insert. */
+type Claim = { kind: 'empty' } | { kind: 'held' } | { kind: 'batch'; id: string; rows: string[]; again: boolean };
+
+const CH_RETRYABLE_TYPES = new Set([
+  'TIMEOUT_EXCEEDED',
+  'TOO_MANY_PARTS',
+  'TOO_MANY_SIMULTANEOUS_QUERIES',
+  'MEMORY_LIMIT_EXCEEDED',
+  'NETWORK_ERROR',
+  'SOCKET_TIMEOUT',
+  'ALL_CONNECTION_TRIES_FAILED',
+  'TABLE_IS_READ_ONLY',
+  'KEEPER_EXCEPTION',
+]);
+
+/** Classifies an insert failure: network trouble and overload are retryable, bad data is not. */
+export function classifyInsertError(err: unknown): ClickHouseWriteError {
+  const type = (err as { type?: unknown }).type;
+  const retryable = typeof type === 'string' ? CH_RETRYABLE_TYPES.has(type) : isRetryable(err);
+  const message = err instanceof Error ? err.message : String(err);
+  return new ClickHouseWriteError(`insert failed: ${message.slice(0, 500)}`, retryable, { cause: err });
+}
+
+export class Flusher {
+  private readonly lastFlushAt = new Map<number, number>();
+  private readonly table: string;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly buffer: SessionBuffer,
+    private readonly ch: ClickHouse,
+    private readonly options: FlusherOptions,
+    private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+  ) {
+    this.table = `${ch.database}.events`;
+  }
+
+  private async claim(shard: number): Promise<Claim> {
+    const sk = this.buffer.shardKeys(shard);
+    const o = this.options;
+    const reply = await scripts.claimBatch.run(
+      this.redis,
+      [sk.ready, sk.batch, sk.batchMeta, sk.lease],
+      [o.owner, o.leaseMs, ulid(), o.flushMaxRows, o.flushMaxBytes],
+    );
+    if (reply === ScriptCode.LEASE_HELD) return { kind: 'held' };
+    const [status, id, ...rows] = expectArray(scripts.claimBatch, reply) as [number, string, ...string[]];
+    if (status === 0) return { kind: 'empty' };
+    return { kind: 'batch', id, rows, again: status === 1 };
+  }
+
+  /** Inserts one batch with its dedup token. */
+  async insert(id: string, rows: readonly string[]): Promise<void> {
+    try {
+      const result = await this.ch.client.exec({
+        query: `INSERT INTO ${this.table} FORMAT JSONEachRow`,
+        values: Readable.from([Buffer.from(rows.join('\n'), 'utf8')], { objectMode: false }),
+        clickhouse_settings: { insert_deduplication_token: id },
+      });
+      result.stream.resume();
+    } catch (err) {
+      throw classifyInsertError(err);
+    }
+  }
+
+  /** One claim → insert → ack round on a shard. Returns the rows inserted (0 when idle or leased elsewhere). */
+  async flushShard(shard: number): Promise<number> {
+    const claim = await this.claim(shard);
+    if (claim.kind !== 'batch') return 0;
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        await this.insert(claim.id, claim.rows);
+        break;
+      } catch (err) {
+        const retryable = err instanceof ClickHouseWriteError && err.retryable;
+        if (!retryable || attempt + 1 >= (this.options.maxAttempts ?? 8)) throw err;
+        await this.sleep(backoffMs(attempt));
+      }
+    }
+    const sk = this.buffer.shardKeys(shard);
+    const acked = await scripts.ackBatch.run(this.redis, [sk.batch, sk.batchMeta, sk.stats], [claim.id]);
+    this.lastFlushAt.set(shard, Date.now());
+    // BATCH_MISMATCH: another flusher acknowledged the same batch (same token) first
+    return acked === ScriptCode.BATCH_MISMATCH ? 0 : claim.rows.length;
+  }
+
+  /**
+   * Flushes each shard that has a full batch, an unacknowledged batch, or rows
+   * older than flushIntervalMs since its last flush; `force` flushes every
+   * shard until its backlog is empty.
+   */
+  async tick(force = false): Promise<FlushResult> {
+    const backlog = await this.buffer.backlog();
+    const now = Date.now();
+    const due = backlog.filter((b) => {
+      if (b.inBatch > 0) return true;
+      if (b.ready === 0) return false;
+      if (force || b.ready >= this.options.flushMaxRows) return true;
+      return now - (this.lastFlushAt.get(b.shard) ?? 0) >= this.options.flushIntervalMs;
+    });
+    const results = await Promise.all(
+      due.map(async ({ shard }) => {
+        let rows = 0;
+        let batches = 0;
+        do {
+          const n = await this.flushShard(shard);
+          if (n === 0) break;
+          rows += n;
+          batches += 1;
+        } while (force);
+        return { rows, batches };
+      }),
+    );
+    return results.reduce((a, r) => ({ rows: a.rows + r.rows, batches: a.batches + r.batches }), { rows: 0, batches: 0 });
+  }
+
+  /** Gives up this flusher's leases (on shutdown), so other flushers take over at once. */
+  async release(): Promise<void> {
+    for (let shard = 0; shard < this.buffer.settings.bufferShards; shard += 1) {
+      await scripts.releaseLease.run(this.redis, [this.buffer.shardKeys(shard).lease], [this.options.owner]);
+    }
+  }
+}

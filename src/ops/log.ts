@@ -1,0 +1,12 @@
+/**
+ * Structured JSON logs (pino) on stderr, so stdout stays free for command
+ * output. Components log through child loggers; logs carry ids, counts,
+ * bytes and durations, never event payloads or credentials.
+ */
+import { pino, type Logger } from 'pino';
+
+export function createLogger(level: string, name = 'event-lens'): Logger {
+  return pino({ name, level, base: { pid: process.pid } }, pino.destination(2));
+}
+
+export type { Logger };

@@ -1,0 +1,35 @@
+/**
+ * Redis connections. `rediss://` URLs use TLS; user and password come from
+ * the URL. `connectRedis` fails fast with a message naming the (redacted) URL
+ * instead of letting a command hang while ioredis retries.
+ */
+import { Redis } from 'ioredis';
+import { redactUrl } from '../config.ts';
+import { EventLensError } from '../errors.ts';
+
+export function createRedis(url: string): Redis {
+  return new Redis(url, {
+    lazyConnect: true,
+    enableAutoPipelining: true,
+    maxRetriesPerRequest: 20,
+    connectionName: 'event-lens',
+  });
+}
+
+/** Connects and checks the server answers; throws a clear error otherwise. */
+export async function connectRedis(url: string, timeoutMs = 5_000): Promise<Redis> {
+  const redis = createRedis(url);
+  redis.on('error', () => {
+    // reported by the ping below (and reconnects are retried by ioredis)
+  });
+  try {
+    await Promise.race([
+      redis.connect().then(() => redis.ping()),
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)),
+    ]);
+    return redis;
+  } catch (err) {
+    redis.disconnect();
+    throw new EventLensError('REDIS_UNREACHABLE', `cannot use Redis at ${redactUrl(url)}: ${(err as Error).message}`, { cause: err });
+  }
+}
