@@ -5,8 +5,9 @@
   keys until the sweeper emits them; every other event is written to `ready`
   at once with duration NULL. An id already known in the session (or, for
   events without a session, seen in the shard within the dedup window) is
-  dropped and counted. An event earlier than an already emitted boundary row
-  of its session is accepted and counted as late (O2).
+  dropped and counted. An event whose neighbours were already emitted (the
+  nearest earlier boundary of its visit, or any later boundary) is accepted
+  and counted as late (O2): it gets its own duration, the emitted rows stay.
 
   KEYS[1]  due    ZSET  session member -> buffer time (ms) to sweep it next
   KEYS[2]  ready  LIST  finished rows (JSON objects) awaiting insert
@@ -52,7 +53,7 @@ for i = 1, sessions do
       duplicates = duplicates + 1
     else
       accepted = accepted + 1
-      if em ~= nil and t < em then late = late + 1 end
+      local isLate = em ~= nil and t < em
       redis.call('ZADD', z, t, id)
       if kind == 'o' then
         redis.call('RPUSH', ready, row(nil, 0, payload))
@@ -61,22 +62,28 @@ for i = 1, sessions do
         redis.call('HSET', h, id, 'E\t' .. payload)
         -- its figures depend only on earlier events: settled on arrival
         redis.call('ZADD', p, now + GRACE, id)
-        if redis.call('HEXISTS', h, '#ea') == 0 then redis.call('HSET', h, '#ea', now) end
+        noteSessionEnd(z, h, t, id, now)
       else
         redis.call('HSET', h, id, 'V\t' .. payload)
         schedule(z, h, p, id, t, now)
       end
       -- the nearest earlier boundary, if it is a held screen_view, may now
-      -- end differently: settle it again (re-settling restarts its grace)
+      -- end differently: settle it again (re-settling restarts its grace);
+      -- if it was already emitted (in the same visit), this event is late
+      local prev = t
       eachBefore(z, t, id, function(m, s)
+        if prev - s > TIMEOUT then return true end
+        prev = s
         local k = kindOf(h, m)
         if k == 'V' then schedule(z, h, p, m, s, now) end
+        if k == 'v' then isLate = true end
         return isBoundary(k)
       end)
+      if isLate then late = late + 1 end
     end
   end
   redis.call('HSET', h, '#la', now)
-  redis.call('ZADD', due, dueAt(h, p), member)
+  redis.call('ZADD', due, dueAt(z, h, p), member)
   redis.call('PEXPIRE', z, BUFFER_TTL)
   redis.call('PEXPIRE', h, BUFFER_TTL)
   redis.call('PEXPIRE', p, BUFFER_TTL)

@@ -1,7 +1,7 @@
 --[[
   sweep: emits the rows of due sessions whose grace has passed, and finalises
-  sessions that ended (graceMs after their session_end) or went idle (no
-  arrival for sessionTimeoutMs). A finalised session's held rows are all
+  sessions that ended (graceMs after the arrival of a session_end that is
+  their last event) or went idle (no arrival for sessionTimeoutMs + graceMs). A finalised session's held rows are all
   emitted (an unsettled screen_view gets its D2 duration or NULL); its
   payloads are gone and only ids and kinds stay, for dedupWindowMs, so that a
   retried job is still recognised (O3) and a late event can get its duration.
@@ -39,10 +39,7 @@ for i = 1, sessions do
     -- finalised already, or expired by the safety TTL: nothing is held
     redis.call('ZREM', due, member)
   else
-    local closeAt = la + TIMEOUT
-    local ea = tonumber(redis.call('HGET', h, '#ea'))
-    if ea and ea + GRACE < closeAt then closeAt = ea + GRACE end
-    local closing = now >= closeAt
+    local closing = now >= closeAt(z, h)
     local ids
     if closing then
       ids = redis.call('ZRANGE', p, 0, -1)
@@ -55,7 +52,7 @@ for i = 1, sessions do
     if closing then
       finalised = finalised + 1
       redis.call('DEL', p)
-      redis.call('HDEL', h, '#la', '#ea')
+      redis.call('HDEL', h, '#la', '#ea', '#ee')
       redis.call('ZREM', due, member)
       if DEDUP_WINDOW > 0 then
         redis.call('PEXPIRE', z, DEDUP_WINDOW)
@@ -64,7 +61,7 @@ for i = 1, sessions do
         redis.call('DEL', z, h)
       end
     else
-      redis.call('ZADD', due, dueAt(h, p), member)
+      redis.call('ZADD', due, dueAt(z, h, p), member)
     end
   end
 end

@@ -7,8 +7,9 @@
     h  HASH  event id -> state. "V\t<payload>" / "E\t<payload>": a held
              screen_view / session_end; "v" / "e" / "o": emitted (kind only).
              Meta fields start with '#' (never valid in an id):
-             #la last arrival (buffer ms), #ea first session_end arrival
-             (buffer ms), #em largest createdAt of an emitted boundary row.
+             #la last arrival (buffer ms), #ee id of the latest session_end
+             (createdAt order), #ea arrival of that session_end (buffer ms),
+             #em largest createdAt of an emitted boundary row.
     p  ZSET  held row id -> buffer time (ms) at which it may be emitted;
              +inf while its duration is not settled.
 ]]
@@ -118,13 +119,34 @@ local function schedule(z, h, p, id, t, now)
   end
 end
 
+-- When the session is finalised: graceMs after its session_end arrived,
+-- while that session_end is the last event known (events after it start a
+-- new visit), or after it went idle for sessionTimeoutMs; going idle settles
+-- the D2 durations, and a settled row waits graceMs like any other (O1).
+local function closeAt(z, h)
+  local at = tonumber(redis.call('HGET', h, '#la')) + TIMEOUT + GRACE
+  local ee = redis.call('HGET', h, '#ee')
+  if ee then
+    local ea = tonumber(redis.call('HGET', h, '#ea'))
+    if ea + GRACE < at and redis.call('ZRANK', z, ee) == redis.call('ZCARD', z) - 1 then at = ea + GRACE end
+  end
+  return at
+end
+
+-- Records the session_end (t, id) when it is the latest one in createdAt order.
+local function noteSessionEnd(z, h, t, id, now)
+  local ee = redis.call('HGET', h, '#ee')
+  if ee then
+    local te = tonumber(redis.call('ZSCORE', z, ee))
+    if te > t or (te == t and ee > id) then return end
+  end
+  redis.call('HSET', h, '#ee', id, '#ea', now)
+end
+
 -- When the sweeper should next look at the session: its earliest finite
 -- emit time, or its finalisation deadline.
-local function dueAt(h, p)
-  local la = tonumber(redis.call('HGET', h, '#la'))
-  local at = la + TIMEOUT
-  local ea = tonumber(redis.call('HGET', h, '#ea'))
-  if ea and ea + GRACE < at then at = ea + GRACE end
+local function dueAt(z, h, p)
+  local at = closeAt(z, h)
   local first = redis.call('ZRANGE', p, 0, 0, 'WITHSCORES')
   local s = tonumber(first[2])
   if s and s < at then at = s end

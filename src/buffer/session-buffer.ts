@@ -232,7 +232,7 @@ export class SessionBuffer {
       events.push(view);
     }
     const la = h['#la'];
-    const ea = h['#ea'];
+    const ea = h["#ea"];
     const result: SessionView = {
       projectId,
       sessionId,

@@ -67,22 +67,22 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions, assign
         issues.push({ field: issue.path.length > 0 ? issue.path.join('.') : 'event', rule: issue.message });
       }
     }
-    throw new ValidationError(issues);
   }
-  const raw = parsed.data;
-
-  const created = parseCreatedAt(raw.createdAt);
-  if (typeof created === 'string') issues.push({ field: 'createdAt', rule: created });
+  // properties are checked by toDots (not zod), also when other fields failed, so every problem is reported at once
+  const rawProperties = input !== null && typeof input === 'object' ? (input as { properties?: unknown }).properties : undefined;
   let properties: DottedProperties = Object.create(null) as DottedProperties;
-  if (raw.properties !== undefined && raw.properties !== null) {
+  if (rawProperties !== undefined && rawProperties !== null) {
     try {
-      properties = toDots(raw.properties, 'properties', LIMITS);
+      properties = toDots(rawProperties, 'properties', LIMITS);
     } catch (err) {
       if (!(err instanceof DotsError)) throw err;
       issues.push({ field: err.field, rule: err.rule });
     }
   }
-  if (issues.length > 0 || typeof created === 'string') throw new ValidationError(issues);
+  if (!parsed.success || issues.length > 0) throw new ValidationError(issues);
+  const raw = parsed.data;
+  const created = parseCreatedAt(raw.createdAt);
+  if (typeof created === 'string') throw new ValidationError([{ field: 'createdAt', rule: created }]);
 
   let createdAtMs = created;
   let clamped = false;

@@ -34,9 +34,12 @@ const coordinate = (limit: number) =>
     .max(limit, { error: `must be a number from -${limit} to ${limit}` })
     .optional();
 
-const createdAt = z.union([z.string(), z.number()], {
-  error: 'must be an ISO-8601 string with a time zone or epoch milliseconds',
-});
+const createdAt = z
+  .union([z.string(), z.number()], { error: 'must be an ISO-8601 string with a time zone or epoch milliseconds' })
+  .superRefine((value, ctx) => {
+    const parsed = parseCreatedAt(value);
+    if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+  });
 
 export const eventSchema = z.strictObject(
   {

@@ -1,0 +1,64 @@
+/** Small helpers shared by the buffer tests. */
+import type { Redis } from 'ioredis';
+import type { BufferSettings } from '../../src/config.ts';
+import type { SessionBuffer } from '../../src/buffer/session-buffer.ts';
+import { normalizeEvent, type NormalizedEvent } from '../../src/event/normalize.ts';
+import type { SessionEvent } from '../../src/buffer/durations.ts';
+
+export const T0 = Date.UTC(2026, 9, 1, 10, 0, 0);
+
+export function settings(prefix: string, overrides: Partial<BufferSettings> = {}): BufferSettings {
+  return {
+    bufferShards: 4,
+    keyPrefix: prefix,
+    graceMs: 10_000,
+    sessionTimeoutMs: 1_800_000,
+    dedupWindowMs: 1_800_000,
+    bufferTtlMs: 86_400_000,
+    ...overrides,
+  };
+}
+
+const NAMES = { v: 'screen_view', e: 'session_end', o: 'click' } as const;
+
+/** A normalized event of session `sessionId` in project `p1`. */
+export function ev(e: SessionEvent & { sessionId?: string; projectId?: string }): NormalizedEvent {
+  return normalizeEvent(
+    {
+      id: e.id,
+      projectId: e.projectId ?? 'p1',
+      name: NAMES[e.kind],
+      createdAt: e.createdAtMs,
+      ...(e.sessionId === '' ? {} : { sessionId: e.sessionId ?? 's1' }),
+      path: `/page/${e.id}`,
+    },
+    { receivedAtMs: e.createdAtMs, maxFutureMs: 3_600_000 },
+  );
+}
+
+export interface EmittedRow {
+  id: string;
+  sessionId: string;
+  name: string;
+  duration: number | null;
+  screenViews: number;
+}
+
+/** Reads (without removing) every row in the ready lists and batches of all shards. */
+export async function readyRows(redis: Redis, buffer: SessionBuffer): Promise<EmittedRow[]> {
+  const rows: EmittedRow[] = [];
+  for (let shard = 0; shard < buffer.settings.bufferShards; shard += 1) {
+    const sk = buffer.shardKeys(shard);
+    for (const key of [sk.batch, sk.ready]) {
+      for (const text of await redis.lrange(key, 0, -1)) rows.push(JSON.parse(text) as EmittedRow);
+    }
+  }
+  return rows;
+}
+
+/** Rows as a map id -> {duration, screenViews}, for comparisons. */
+export function figures(rows: readonly EmittedRow[]): Record<string, { duration: number | null; screenViews: number }> {
+  const out: Record<string, { duration: number | null; screenViews: number }> = {};
+  for (const r of [...rows].sort((a, b) => (a.id < b.id ? -1 : 1))) out[r.id] = { duration: r.duration, screenViews: r.screenViews };
+  return out;
+}

@@ -1,0 +1,134 @@
+/**
+ * O1/O3 as properties, against a real redis-server: for any session (screen
+ * views, session ends, other events, idle gaps longer than the timeout, retried
+ * duplicates) and any arrival order in which no event is delayed by as much
+ * as the grace time, sweeping as time passes gives exactly the rows of the
+ * reference model: none lost, none twice, every duration as DESIGN §2 says.
+ */
+import fc from 'fast-check';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { computeSessionRows, type SessionEvent } from '../../../src/buffer/durations.ts';
+import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
+import type { NormalizedEvent } from '../../../src/event/normalize.ts';
+import { ev, figures, readyRows, settings, T0 } from '../../helpers/buffer.ts';
+import { testRedis, type TestRedis } from '../../helpers/services.ts';
+
+const GRACE = 100;
+const TIMEOUT = 1_000;
+
+let server: TestRedis;
+let redis: Redis;
+let run = 0;
+
+beforeAll(async () => {
+  server = await testRedis();
+  redis = new Redis(server.url);
+});
+afterAll(async () => {
+  redis.disconnect();
+  await server.stop();
+});
+
+/** A session: events at increasing offsets, some gaps longer than the timeout. */
+const sessionArb = fc
+  .array(
+    fc.record({
+      gap: fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 1_500 })),
+      kind: fc.constantFrom<SessionEvent['kind']>('v', 'v', 'o', 'e'),
+      delay: fc.integer({ min: 0, max: GRACE - 1 }),
+      retried: fc.boolean(),
+    }),
+    { minLength: 1, maxLength: 14 },
+  )
+  .map((items) => {
+    let t = 0;
+    return items.map((item, i) => {
+      t += item.gap;
+      return { id: `e${String(i).padStart(2, '0')}`, createdAtMs: T0 + t, kind: item.kind, delay: item.delay, retried: item.retried };
+    });
+  });
+
+async function runArrivals(buffer: SessionBuffer, arrivals: { at: number; event: NormalizedEvent }[]): Promise<void> {
+  for (const a of arrivals) {
+    await buffer.sweep(a.at);
+    await buffer.ingest([a.event], a.at);
+  }
+  await buffer.sweep(arrivals.at(-1)!.at + TIMEOUT + GRACE + 1);
+}
+
+describe('arrival order', () => {
+  it('any arrival order within the grace window gives the rows of in-order arrival', async () => {
+    await fc.assert(
+      fc.asyncProperty(sessionArb, fc.integer({ min: 1, max: 3 }), async (session, sessions) => {
+        run += 1;
+        const buffer = new SessionBuffer(redis, settings(`${server.prefix}o${run}`, { graceMs: GRACE, sessionTimeoutMs: TIMEOUT, bufferShards: 2 }));
+        const arrivals: { at: number; event: NormalizedEvent }[] = [];
+        const expected: Record<string, { duration: number | null; screenViews: number }> = {};
+        for (let s = 0; s < sessions; s += 1) {
+          const sessionId = `s${s}`;
+          for (const e of session) {
+            const event = ev({ ...e, id: `${sessionId}-${e.id}`, sessionId });
+            arrivals.push({ at: e.createdAtMs + e.delay, event });
+            if (e.retried) arrivals.push({ at: e.createdAtMs + e.delay + 7, event });
+          }
+          const model = computeSessionRows(session.map((e) => ({ ...e, id: `${sessionId}-${e.id}` })), TIMEOUT);
+          for (const [id, f] of model) expected[id] = f;
+        }
+        arrivals.sort((a, b) => a.at - b.at);
+        await runArrivals(buffer, arrivals);
+        const rows = await readyRows(redis, buffer);
+        expect(rows).toHaveLength(Object.keys(expected).length);
+        expect(figures(rows)).toEqual(figures(Object.entries(expected).map(([id, f]) => ({ id, sessionId: '', name: '', ...f }))));
+      }),
+      { numRuns: Number(process.env.PROPERTY_RUNS ?? 150) },
+    );
+  });
+
+  it('gives the same rows whether a chunk of events arrives in order or shuffled', async () => {
+    await fc.assert(
+      fc.asyncProperty(sessionArb, fc.infiniteStream(fc.integer()), async (session, noise) => {
+        const rowsFor = async (order: typeof session): Promise<ReturnType<typeof figures>> => {
+          run += 1;
+          const buffer = new SessionBuffer(redis, settings(`${server.prefix}c${run}`, { graceMs: GRACE, sessionTimeoutMs: TIMEOUT }));
+          const now = session.at(-1)!.createdAtMs;
+          await buffer.ingest(order.map((e) => ev(e)), now);
+          await buffer.sweep(now + TIMEOUT + GRACE + 1);
+          return figures(await readyRows(redis, buffer));
+        };
+        const it = noise[Symbol.iterator]();
+        const shuffled = [...session].sort(() => (it.next().value as number) % 3 - 1);
+        expect(await rowsFor(shuffled)).toEqual(await rowsFor(session));
+      }),
+      { numRuns: 50 },
+    );
+  });
+});
+
+describe('late events (O2)', () => {
+  it('emits an event that arrives after its neighbours were emitted, with its own duration, and counts it late', async () => {
+    run += 1;
+    const buffer = new SessionBuffer(redis, settings(`${server.prefix}l${run}`, { graceMs: GRACE, sessionTimeoutMs: TIMEOUT }));
+    await buffer.ingest([ev({ id: 'v1', createdAtMs: T0, kind: 'v' }), ev({ id: 'v3', createdAtMs: T0 + 600, kind: 'v' })], T0 + 600);
+    await buffer.sweep(T0 + 600 + GRACE);
+    expect(figures(await readyRows(redis, buffer))).toEqual({ v1: { duration: 600, screenViews: 0 } });
+    const late = await buffer.ingest([ev({ id: 'v2', createdAtMs: T0 + 200, kind: 'v' })], T0 + 900);
+    expect(late).toEqual({ accepted: 1, duplicates: 0, late: 1 });
+    await buffer.sweep(T0 + 900 + TIMEOUT + GRACE);
+    expect(figures(await readyRows(redis, buffer))).toEqual({
+      v1: { duration: 600, screenViews: 0 },
+      v2: { duration: 400, screenViews: 0 },
+      v3: { duration: null, screenViews: 0 },
+    });
+  });
+
+  it('re-settles a held view when an earlier boundary arrives inside the grace window', async () => {
+    run += 1;
+    const buffer = new SessionBuffer(redis, settings(`${server.prefix}r${run}`, { graceMs: GRACE, sessionTimeoutMs: TIMEOUT }));
+    await buffer.ingest([ev({ id: 'v1', createdAtMs: T0, kind: 'v' }), ev({ id: 'v3', createdAtMs: T0 + 600, kind: 'v' })], T0 + 600);
+    await buffer.ingest([ev({ id: 'v2', createdAtMs: T0 + 200, kind: 'v' })], T0 + 650);
+    expect((await buffer.sweep(T0 + 600 + GRACE)).emitted).toBe(0);
+    await buffer.sweep(T0 + 650 + GRACE);
+    expect(figures(await readyRows(redis, buffer))).toEqual({ v1: { duration: 200, screenViews: 0 }, v2: { duration: 400, screenViews: 0 } });
+  });
+});

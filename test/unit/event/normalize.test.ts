@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../../src/errors.ts';
+import { CLAMPED_PROPERTY, normalizeEvent, normalizeLine } from '../../../src/event/normalize.ts';
+
+const now = Date.UTC(2026, 10, 25, 12, 0, 0);
+const opts = { receivedAtMs: now, maxFutureMs: 3_600_000 };
+const base = { projectId: 'p1', name: 'screen_view', createdAt: '2026-11-25T11:59:00.000Z', sessionId: 's1' };
+
+function reasons(input: unknown): string {
+  try {
+    normalizeEvent(input, opts);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ValidationError);
+    return (err as ValidationError).message;
+  }
+  throw new Error('expected a ValidationError');
+}
+
+describe('normalizeEvent', () => {
+  it('keeps a given id and assigns a ULID when the id is absent', () => {
+    expect(normalizeEvent({ ...base, id: 'evt-1' }, opts).id).toBe('evt-1');
+    expect(normalizeEvent(base, opts).id).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
+  });
+
+  it('classifies screen_view, session_end and other events', () => {
+    expect(normalizeEvent(base, opts).kind).toBe('v');
+    expect(normalizeEvent({ ...base, name: 'session_end' }, opts).kind).toBe('e');
+    expect(normalizeEvent({ ...base, name: 'click' }, opts).kind).toBe('o');
+  });
+
+  it('writes the row payload with flattened properties and UTC DateTime64 text', () => {
+    const e = normalizeEvent({ ...base, id: 'a', createdAt: 1_790_000_000_123, properties: { cart: { n: 2 } }, country: 'de' }, opts);
+    const row = JSON.parse(e.payload) as Record<string, unknown>;
+    expect(row).toMatchObject({ id: 'a', projectId: 'p1', sessionId: 's1', createdAt: '2026-09-21 14:13:20.123', country: 'DE', properties: { 'cart.n': '2' } });
+    expect(row).not.toHaveProperty('duration');
+  });
+
+  it('clamps a createdAt far in the future to the receive time and flags it', () => {
+    const e = normalizeEvent({ ...base, createdAt: '2030-01-01T00:00:00Z' }, opts);
+    expect(e.clamped).toBe(true);
+    expect(e.createdAtMs).toBe(now);
+    expect((JSON.parse(e.payload) as { properties: Record<string, string> }).properties[CLAMPED_PROPERTY]).toBe('2030-01-01T00:00:00.000Z');
+  });
+
+  it.each([
+    [{ ...base, projectId: '' }, 'projectId: must be a string of 1..64 characters'],
+    [{ ...base, projectId: 7 }, 'projectId: must be a string of 1..64 characters'],
+    [{ ...base, name: undefined }, 'name: must be a string of 1..200 characters'],
+    [{ ...base, createdAt: '2026-11-25 11:00' }, 'createdAt: must be an ISO-8601 string with a time zone'],
+    [{ ...base, createdAt: 1_700_000_000 }, 'createdAt: must not be before 2000-01-01'],
+    [{ ...base, createdAt: true }, 'createdAt: must be an ISO-8601 string with a time zone or epoch milliseconds'],
+    [{ ...base, id: 'has space' }, 'id: must be 1..64 characters of letters, digits'],
+    [{ ...base, latitude: 91 }, 'latitude: must be a number from -90 to 90'],
+    [{ ...base, country: 'Germany' }, 'country: must be a two-letter ISO 3166-1 country code'],
+    [{ ...base, path: 'a\u0000b' }, 'path: must not contain NUL characters'],
+    [{ ...base, properties: [1] }, 'properties: must be a JSON object'],
+    [{ ...base, sessionID: 'typo' }, 'sessionID: unknown field'],
+    [[1, 2], 'event: must be a JSON object'],
+  ])('rejects %j naming the field and the rule', (input, expected) => {
+    expect(reasons(input)).toContain(expected);
+  });
+
+  it('reports every broken field at once', () => {
+    const message = reasons({ projectId: '', name: '', createdAt: 'x' });
+    expect(message).toContain('projectId:');
+    expect(message).toContain('name:');
+    expect(message).toContain('createdAt:');
+  });
+});
+
+describe('normalizeLine', () => {
+  it('rejects broken JSON with the parser message', () => {
+    expect(() => normalizeLine('{"projectId":', opts)).toThrow(/event: must be valid JSON/);
+  });
+
+  it('rejects a line over the byte limit before parsing it', () => {
+    expect(() => normalizeLine(`{"x":"${'a'.repeat(70_000)}"}`, opts)).toThrow(/event: must be at most 65536 bytes/);
+  });
+});
