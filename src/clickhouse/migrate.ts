@@ -4,7 +4,7 @@
  * `<database>.schema_migrations` with a checksum of the file. A landed file
  * is never edited: a recorded migration whose file changed stops the run with
  * an error naming the file. Statements are separated by a `;` at the end of a
- * line; `{{database}}` and `{{retention_ttl}}` are filled in from the config.
+ * line (not in a comment); `{{database}}` and `{{retention_ttl}}` are filled in from the config.
  * Every statement is idempotent (IF NOT EXISTS), so a run interrupted between
  * statements is finished by the next run.
  */
@@ -42,12 +42,22 @@ export function renderTemplate(sql: string, vars: { database: string; retentionD
   return sql.replaceAll('{{database}}', vars.database).replaceAll('{{retention_ttl}}', ttl);
 }
 
-/** Splits a SQL file at `;` that ends a line, dropping empty statements. */
+/** Splits a SQL file at `;` that ends a (non-comment) line, dropping comment-only pieces. */
 export function splitStatements(sql: string): string[] {
-  return sql
-    .split(/;[ \t]*$/m)
-    .map((s) => s.trim())
-    .filter((s) => s.replace(/^--.*$/gm, '').trim().length > 0);
+  const statements: string[] = [];
+  let current: string[] = [];
+  for (const line of sql.split('\n')) {
+    const code = line.trimEnd();
+    if (!code.trimStart().startsWith('--') && code.endsWith(';')) {
+      current.push(code.slice(0, -1));
+      statements.push(current.join('\n'));
+      current = [];
+    } else {
+      current.push(line);
+    }
+  }
+  statements.push(current.join('\n'));
+  return statements.map((s) => s.trim()).filter((s) => s.replace(/^\s*--.*$/gm, '').trim().length > 0);
 }
 
 export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {

@@ -22,14 +22,19 @@ export async function connectRedis(url: string, timeoutMs = 5_000): Promise<Redi
   redis.on('error', () => {
     // reported by the ping below (and reconnects are retried by ioredis)
   });
+  let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
       redis.connect().then(() => redis.ping()),
-      new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      }),
     ]);
     return redis;
   } catch (err) {
     redis.disconnect();
     throw new EventLensError('REDIS_UNREACHABLE', `cannot use Redis at ${redactUrl(url)}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    clearTimeout(timer);
   }
 }

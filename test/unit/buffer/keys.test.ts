@@ -30,3 +30,12 @@ describe('buffer keys', () => {
     expect(Math.min(...counts)).toBeGreaterThan(800);
   });
 });
+
+describe('SessionBuffer.parseSessionArg', () => {
+  it('splits <projectId>/<sessionId> at the first slash and rejects other forms', async () => {
+    const { SessionBuffer } = await import('../../../src/buffer/session-buffer.ts');
+    expect(SessionBuffer.parseSessionArg('shop/a/b')).toEqual({ projectId: 'shop', sessionId: 'a/b' });
+    expect(() => SessionBuffer.parseSessionArg('shop')).toThrow(/expected <projectId>\/<sessionId>/);
+    expect(() => SessionBuffer.parseSessionArg('/s')).toThrow(/expected/);
+  });
+});

@@ -1,0 +1,83 @@
+import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queryRows } from '../../../src/clickhouse/client.ts';
+import { migrate, MIGRATIONS_DIR, splitStatements } from '../../../src/clickhouse/migrate.ts';
+import { MigrationError } from '../../../src/errors.ts';
+import { testClickHouse, type TestClickHouse } from '../../helpers/services.ts';
+
+let clickhouse: TestClickHouse;
+
+beforeAll(async () => {
+  clickhouse = await testClickHouse(); // already migrated once
+});
+afterAll(async () => {
+  await clickhouse.stop();
+});
+
+describe('migrate', () => {
+  it('creates the events table with the column names of DESIGN §5', async () => {
+    const columns = await queryRows<{ name: string }>(
+      clickhouse.ch,
+      'SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position',
+      { db: clickhouse.database, t: 'events' },
+    );
+    expect(columns.map((c) => c.name)).toEqual([
+      'id', 'projectId', 'name', 'deviceId', 'profileId', 'sessionId', 'createdAt', 'timestamp', 'country', 'city', 'region',
+      'latitude', 'longitude', 'os', 'osVersion', 'browser', 'browserVersion', 'device', 'brand', 'model', 'path', 'origin',
+      'referrer', 'referrerName', 'referrerType', 'utmSource', 'utmMedium', 'utmCampaign', 'utmTerm', 'utmContent',
+      'properties', 'duration', 'screenViews', 'ip', 'userAgent',
+    ]);
+  });
+
+  it('changes nothing on a second run', async () => {
+    const r = await migrate(clickhouse.ch, { retentionDays: 0 });
+    expect(r.applied).toEqual([]);
+    expect(r.skipped).toContain('0001_events.sql');
+  });
+
+  it('prints the plan without applying it in dry-run mode', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'migrations-'));
+    cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+    writeFileSync(path.join(dir, '0999_extra.sql'), 'CREATE TABLE IF NOT EXISTS {{database}}.extra (x UInt8) ENGINE = Memory;\n');
+    const plan = await migrate(clickhouse.ch, { retentionDays: 0, dryRun: true, dir });
+    expect(plan.applied).toEqual(['0999_extra.sql']);
+    expect(plan.statements).toEqual([`CREATE TABLE IF NOT EXISTS ${clickhouse.database}.extra (x UInt8) ENGINE = Memory`]);
+    const tables = await queryRows(clickhouse.ch, 'SELECT name FROM system.tables WHERE database = {db:String} AND name = {t:String}', {
+      db: clickhouse.database,
+      t: 'extra',
+    });
+    expect(tables).toEqual([]);
+  });
+
+  it('refuses to run when an applied file was edited, naming the file', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'migrations-'));
+    cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+    writeFileSync(path.join(dir, '0001_events.sql'), '-- edited\nSELECT 1;\n');
+    await expect(migrate(clickhouse.ch, { retentionDays: 0, dir })).rejects.toThrow(/migrations\/0001_events.sql: the file changed after it was applied/);
+  });
+
+  it('names the file and the statement that failed', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'migrations-'));
+    cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+    writeFileSync(path.join(dir, '0998_broken.sql'), 'SELECT 1;\nCREATE TABLE nonsense here;\n');
+    const error = await migrate(clickhouse.ch, { retentionDays: 0, dir }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MigrationError);
+    expect((error as Error).message).toMatch(/migrations\/0998_broken.sql: statement 2 failed \(CREATE TABLE nonsense here\)/);
+  });
+
+  it('adds the retention TTL when retention is configured', async () => {
+    const plan = await migrate(
+      { ...clickhouse.ch, database: `${clickhouse.database}_ttl` },
+      { retentionDays: 90, dryRun: true },
+    );
+    expect(plan.statements.join('\n')).toContain('TTL toDateTime(createdAt) + toIntervalDay(90)');
+  });
+});
+
+describe('splitStatements', () => {
+  it('splits at a semicolon that ends a line and drops comment-only pieces', () => {
+    expect(splitStatements("-- a comment;\nSELECT ';';\nSELECT 2;\n-- trailing\n")).toEqual(["-- a comment;\nSELECT ';'", 'SELECT 2']);
+  });
+});

@@ -1,0 +1,93 @@
+/**
+ * The flusher against real Redis and real ClickHouse: rows leave Redis only
+ * after ClickHouse confirmed them, and a batch inserted twice is stored once.
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { scripts } from '../../../src/buffer/scripts.ts';
+import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
+import { queryRows } from '../../../src/clickhouse/client.ts';
+import { ClickHouseWriteError } from '../../../src/errors.ts';
+import { Flusher, type FlusherOptions } from '../../../src/flush/flusher.ts';
+import { ev, settings, T0 } from '../../helpers/buffer.ts';
+import { testClickHouse, testRedis, type TestClickHouse, type TestRedis } from '../../helpers/services.ts';
+
+let redisServer: TestRedis;
+let clickhouse: TestClickHouse;
+let redis: Redis;
+let buffer: SessionBuffer;
+let run = 0;
+const options = (owner: string): FlusherOptions => ({ owner, leaseMs: 200, flushMaxRows: 50, flushMaxBytes: 1 << 20, flushIntervalMs: 0, maxAttempts: 2 });
+
+beforeAll(async () => {
+  [redisServer, clickhouse] = await Promise.all([testRedis(), testClickHouse()]);
+  redis = new Redis(redisServer.url);
+});
+afterAll(async () => {
+  redis.disconnect();
+  await Promise.all([redisServer.stop(), clickhouse.stop()]);
+});
+beforeEach(async () => {
+  run += 1;
+  buffer = new SessionBuffer(redis, settings(`${redisServer.prefix}f${run}`, { bufferShards: 1 }));
+  await clickhouse.ch.client.command({ query: `TRUNCATE TABLE ${clickhouse.database}.events` });
+});
+
+const count = async (): Promise<number> =>
+  Number((await queryRows<{ n: string }>(clickhouse.ch, `SELECT count() AS n FROM ${clickhouse.database}.events`))[0]?.n);
+
+async function readyClicks(n: number, from = 0): Promise<void> {
+  const events = Array.from({ length: n }, (_, k) => {
+    const i = from + k;
+    return ev({ id: `c${i}`, createdAtMs: T0 + i, kind: 'o', sessionId: `s${i % 7}` });
+  });
+  await buffer.ingest(events, T0);
+}
+
+describe('Flusher', () => {
+  it('inserts ready rows in batches of at most flushMaxRows and removes them after the insert', async () => {
+    await readyClicks(120);
+    const flusher = new Flusher(redis, buffer, clickhouse.ch, options('a'));
+    expect(await flusher.tick(true)).toEqual({ rows: 120, batches: 3 });
+    expect(await count()).toBe(120);
+    expect((await buffer.backlog())[0]).toMatchObject({ ready: 0, inBatch: 0 });
+  });
+
+  it('re-reads the same batch with the same token after the flusher is killed between insert and ack, and stores it once', async () => {
+    await readyClicks(30);
+    const sk = buffer.shardKeys(0);
+    // the first flusher claims and inserts, then "dies" before acknowledging
+    const claim = (await scripts.claimBatch.run(redis, [sk.ready, sk.batch, sk.batchMeta, sk.lease], ['dead', 200, 'BATCH-1', 50, 1 << 20])) as string[];
+    const dead = new Flusher(redis, buffer, clickhouse.ch, options('dead'));
+    await dead.insert(claim[1] as string, claim.slice(2));
+    expect(await count()).toBe(30);
+    // another flusher waits for the lease to expire, then finishes the same batch
+    const other = new Flusher(redis, buffer, clickhouse.ch, options('other'));
+    expect(await other.flushShard(0)).toBe(0);
+    await new Promise((r) => setTimeout(r, 250));
+    expect(await other.flushShard(0)).toBe(30);
+    expect(await count()).toBe(30);
+    expect((await buffer.backlog())[0]).toMatchObject({ ready: 0, inBatch: 0 });
+  });
+
+  it('keeps the batch in Redis when ClickHouse rejects it, and loses nothing', async () => {
+    await readyClicks(5);
+    await redis.rpush(buffer.shardKeys(0).ready, '{"id":"bad","createdAt":"not a date"}');
+    const flusher = new Flusher(redis, buffer, clickhouse.ch, { ...options('a'), flushMaxRows: 10 });
+    const error = await flusher.flushShard(0).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ClickHouseWriteError);
+    expect((error as ClickHouseWriteError).retryable).toBe(false);
+    expect((await buffer.backlog())[0]).toMatchObject({ inBatch: 6 });
+    expect(await count()).toBe(0);
+  });
+
+  it('flushes a partial batch only once flushIntervalMs has passed since the shard last flushed', async () => {
+    await readyClicks(3);
+    const flusher = new Flusher(redis, buffer, clickhouse.ch, { ...options('a'), flushIntervalMs: 60_000 });
+    expect((await flusher.tick()).rows).toBe(3); // never flushed before
+    await readyClicks(2, 3);
+    expect((await flusher.tick()).rows).toBe(0);
+    expect((await flusher.tick(true)).rows).toBe(2);
+    expect(await count()).toBe(5);
+  });
+});
