@@ -14,6 +14,7 @@
   KEYS[3]  stats  HASH  shard counters (accepted, duplicate, late)
   KEYS[4]  seen   ZSET  "<len>:<projectId><id>" of events without a session -> arrival (ms)
   KEYS[5+3(i-1)], KEYS[6+3(i-1)], KEYS[7+3(i-1)]  z, h, p of session i (see includes/session.lua)
+  Event ids must not contain '\t', '#' or '>' (the worker validates them).
 
   ARGV[1]  now               buffer clock, epoch ms
   ARGV[2]  graceMs           ms a settled row is held before emission
@@ -53,30 +54,32 @@ for i = 1, sessions do
       duplicates = duplicates + 1
     else
       accepted = accepted + 1
+      local m = id .. '\t' .. kind
       local isLate = em ~= nil and t < em
-      redis.call('ZADD', z, t, id)
+      redis.call('ZADD', z, t, m)
       if kind == 'o' then
         redis.call('RPUSH', ready, row(nil, 0, payload))
         redis.call('HSET', h, id, 'o')
       elseif kind == 'e' then
-        redis.call('HSET', h, id, 'E\t' .. payload)
+        redis.call('HSET', h, id, 'E', '>' .. id, payload)
         -- its figures depend only on earlier events: settled on arrival
-        redis.call('ZADD', p, now + GRACE, id)
-        noteSessionEnd(z, h, t, id, now)
+        redis.call('ZADD', p, now + GRACE, m)
+        noteSessionEnd(z, h, t, m, now)
       else
-        redis.call('HSET', h, id, 'V\t' .. payload)
-        schedule(z, h, p, id, t, now)
+        redis.call('HSET', h, id, 'V', '>' .. id, payload)
+        schedule(z, p, m, t, now)
       end
       -- the nearest earlier boundary, if it is a held screen_view, may now
       -- end differently: settle it again (re-settling restarts its grace);
       -- if it was already emitted (in the same visit), this event is late
       local prev = t
-      eachBefore(z, t, id, function(m, s)
+      eachBefore(z, t, m, function(b, s)
         if prev - s > TIMEOUT then return true end
         prev = s
-        local k = kindOf(h, m)
-        if k == 'V' then schedule(z, h, p, m, s, now) end
-        if k == 'v' then isLate = true end
+        local k = kindOf(b)
+        if k == 'v' then
+          if redis.call('HGET', h, idOf(b)) == 'V' then schedule(z, p, b, s, now) else isLate = true end
+        end
         return isBoundary(k)
       end)
       if isLate then late = late + 1 end

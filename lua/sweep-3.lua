@@ -40,14 +40,21 @@ for i = 1, sessions do
     redis.call('ZREM', due, member)
   else
     local closing = now >= closeAt(z, h)
-    local ids
+    local members
     if closing then
-      ids = redis.call('ZRANGE', p, 0, -1)
+      members = redis.call('ZRANGE', p, 0, -1)
     else
-      ids = redis.call('ZRANGEBYSCORE', p, '-inf', now)
+      members = redis.call('ZRANGEBYSCORE', p, '-inf', now)
     end
-    for _, id in ipairs(ids) do
-      emitted = emitted + emit(z, h, p, ready, id)
+    local em = nil
+    for _, m in ipairs(members) do
+      local t = emit(z, h, p, ready, m)
+      if em == nil or t > em then em = t end
+    end
+    emitted = emitted + #members
+    if em ~= nil then
+      local old = tonumber(redis.call('HGET', h, '#em'))
+      if old == nil or em > old then redis.call('HSET', h, '#em', em) end
     end
     if closing then
       finalised = finalised + 1

@@ -4,7 +4,7 @@
  * per-shard ready list (DESIGN §2). All state changes happen inside the Lua
  * scripts; this class groups events by shard, builds keys, and reads state.
  *
- * States of a held row (field of the session hash, see lua/includes/session.lua):
+ * States of a held row (see lua/includes/session.lua for the keys):
  *
  *   held-unsettled --(next boundary or idle gap arrives)--> held-settled(emitAt = now + grace)
  *   held-settled  --(an arrival changes its scan)--> held-settled(emitAt = now + grace) | held-unsettled
@@ -212,27 +212,29 @@ export class SessionBuffer {
     for (let i = 0; i < p.length; i += 2) emitAt.set(p[i] as string, p[i + 1] as string);
     const events: HeldEventView[] = [];
     for (let i = 0; i < z.length; i += 2) {
-      const id = z[i] as string;
-      const state = h[id] ?? '';
-      const kind = state.charAt(0).toLowerCase();
+      const member = z[i] as string;
+      const tab = member.lastIndexOf('\t');
+      const id = member.slice(0, tab);
+      const kind = member.slice(tab + 1);
       const view: HeldEventView = {
         id,
         createdAt: iso(Number(z[i + 1])),
         kind: kind === 'v' ? 'screen_view' : kind === 'e' ? 'session_end' : 'other',
         state: 'emitted',
       };
-      if (state.length > 1) {
-        const at = emitAt.get(id);
+      const payload = h[`>${id}`];
+      if (payload !== undefined) {
+        const at = emitAt.get(member);
         view.state = at === undefined || at === 'inf' ? 'unsettled' : 'settled';
         if (at !== undefined && at !== 'inf') view.emitAt = iso(Number(at));
-        const row = JSON.parse(state.slice(2)) as { name?: string; path?: string };
+        const row = JSON.parse(payload) as { name?: string; path?: string };
         view.name = row.name;
         if (row.path) view.path = row.path;
       }
       events.push(view);
     }
     const la = h['#la'];
-    const ea = h["#ea"];
+    const ea = h['#ea'];
     const result: SessionView = {
       projectId,
       sessionId,
