@@ -58,19 +58,20 @@ export class LuaScript {
   }
 }
 
-function load(file: string): LuaScript {
-  const match = /^([A-Za-z]+)-(\d+)\.lua$/.exec(file);
+/** Loads lua/<file>; `file` may sit in a subfolder (lua/bench/ holds the benchmark's reference scripts). */
+export function loadScript(file: string): LuaScript {
+  const match = /([A-Za-z]+)-(\d+)\.lua$/.exec(file);
   if (!match) throw new Error(`lua/${file}: expected a name of the form camelCase-<numKeys>.lua`);
   return new LuaScript(match[1] as string, Number(match[2]), readFileSync(path.join(LUA_DIR, file), 'utf8'));
 }
 
 /** The scripts, loaded once per process. */
 export const scripts = {
-  ingest: load('ingest-4.lua'),
-  sweep: load('sweep-3.lua'),
-  claimBatch: load('claimBatch-4.lua'),
-  ackBatch: load('ackBatch-3.lua'),
-  releaseLease: load('releaseLease-1.lua'),
+  ingest: loadScript('ingest-4.lua'),
+  sweep: loadScript('sweep-3.lua'),
+  claimBatch: loadScript('claimBatch-4.lua'),
+  ackBatch: loadScript('ackBatch-3.lua'),
+  releaseLease: loadScript('releaseLease-1.lua'),
 } as const;
 
 /** Fails loudly when a script returned a code, naming the script and the code. */

@@ -3,7 +3,7 @@ import { ulid } from 'ulid';
 import { queryRows } from '../clickhouse/client.ts';
 import { loadConfig, type Config } from '../config.ts';
 import { generateEvents } from '../generate/model.ts';
-import { connectRedis } from '../ops/redis.ts';
+import { connectRedis, deleteByPrefix } from '../ops/redis.ts';
 import { startRedisServer, type RedisServerHandle } from '../ops/redis-server.ts';
 import { replay } from '../replay/replay.ts';
 import { openPipeline } from './context.ts';
@@ -67,18 +67,9 @@ export function registerDemo(program: Command): void {
         out(`\nrows in ClickHouse: ${JSON.stringify(totals)}`);
         out(`try: npx event-lens query "SELECT name, count() FROM ${db}.events GROUP BY name"`);
       } finally {
-        await deleteKeys(pipeline.redis, config.keyPrefix);
+        await deleteByPrefix(pipeline.redis, `${config.keyPrefix}:`);
         await pipeline.close();
         await redis.server?.stop();
       }
     });
-}
-
-async function deleteKeys(redis: import('ioredis').Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
 }

@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import { EventLensError } from '../errors.ts';
+import { registerBench } from './bench.ts';
 import { registerDemo } from './demo.ts';
 import { registerGenerate } from './generate.ts';
 import { registerMigrate } from './migrate.ts';
@@ -23,6 +24,7 @@ registerQuery(program);
 registerMigrate(program);
 registerStatus(program);
 registerDemo(program);
+registerBench(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -38,3 +38,13 @@ export async function connectRedis(url: string, timeoutMs = 5_000): Promise<Redi
     clearTimeout(timer);
   }
 }
+
+/** Deletes the keys under a prefix (SCAN + UNLINK): only what the caller wrote, never FLUSHALL. */
+export async function deleteByPrefix(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 2_000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== '0');
+}

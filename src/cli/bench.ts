@@ -1,0 +1,64 @@
+import os from 'node:os';
+import type { Command } from 'commander';
+import { SingleBar, Presets } from 'cli-progress';
+import { ulid } from 'ulid';
+import { benchBuffer } from '../bench/buffer-bench.ts';
+import { loadConfig } from '../config.ts';
+import { normalizeEvent } from '../event/normalize.ts';
+import { generateEvents } from '../generate/model.ts';
+import { connectRedis } from '../ops/redis.ts';
+import { startRedisServer } from '../ops/redis-server.ts';
+import { out, table } from './output.ts';
+
+/** Mean events per generated session (measured on the model); used to size the run. */
+const EVENTS_PER_SESSION = 8.4;
+
+export function registerBench(program: Command): void {
+  program
+    .command('bench')
+    .description('measure the session buffer against a per-event Lua ceiling on a private redis-server, side by side')
+    .option('--events <n>', 'events to generate', (v) => Number(v), 100_000)
+    .option('--quick', 'a short run (20 000 events)', false)
+    .option('--json', 'print one JSON object', false)
+    .option('--redis-url <url>', 'use this Redis instead of starting one (only keys under a unique prefix are written and removed)')
+    .action(async (opts: { events: number; quick: boolean; json: boolean; redisUrl?: string }) => {
+      const config = loadConfig(process.env);
+      const target = opts.quick ? 20_000 : opts.events;
+      const server = opts.redisUrl ? undefined : await startRedisServer();
+      const redis = await connectRedis(opts.redisUrl ?? (server as { url: string }).url);
+      const bar = opts.json || !process.stderr.isTTY ? undefined : new SingleBar({ format: ' {step} [{bar}] {percentage}%', stream: process.stderr }, Presets.shades_classic);
+      try {
+        const generated = generateEvents({ sessions: Math.ceil(target / EVENTS_PER_SESSION), seed: 42 }).slice(0, target);
+        const events = generated.map((e) => normalizeEvent(e, { receivedAtMs: Date.parse(e.createdAt), maxFutureMs: config.maxFutureMs }));
+        bar?.start(100, 0, { step: 'generate' });
+        const result = await benchBuffer(redis, events, { ...config, keyPrefix: `bench-${ulid()}` }, (step, f) => bar?.update(Math.round(f * 100), { step }));
+        bar?.stop();
+        const machine = {
+          cpu: os.cpus()[0]?.model ?? 'unknown',
+          cores: os.cpus().length,
+          node: process.version,
+          redis: /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? 'unknown',
+        };
+        if (opts.json) {
+          out(JSON.stringify({ machine, ...result }));
+          return;
+        }
+        out(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, redis ${machine.redis}`);
+        out(
+          table([
+            { measure: 'luaPerEvent (ceiling: 1 call/event)', value: result.luaPerEventPerSec, unit: 'events/s' },
+            { measure: 'bufferBatched (Event Lens ingest)', value: result.bufferBatchedPerSec, unit: 'events/s' },
+            { measure: 'bufferSweep (emit + finalise)', value: result.bufferSweepPerSec, unit: 'events/s' },
+            { measure: 'batchedVsPerEventLua', value: result.batchedVsPerEventLua, unit: 'ratio' },
+            { measure: 'Redis CPU, batched ingest', value: result.redisCpuUsPerEventBatched, unit: 'µs/event' },
+            { measure: 'Redis CPU, per-event script', value: result.redisCpuUsPerEventPerEvent, unit: 'µs/event' },
+            { measure: 'redisBytesPerHeldEvent', value: result.redisBytesPerHeldEvent, unit: 'bytes' },
+            { measure: 'mean payload', value: result.meanPayloadBytes, unit: 'bytes' },
+          ]),
+        );
+      } finally {
+        redis.disconnect();
+        await server?.stop();
+      }
+    });
+}
