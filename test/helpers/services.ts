@@ -16,7 +16,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { ulid } from 'ulid';
+import { afterAll, beforeAll } from 'vitest';
 import { openClickHouse, type ClickHouse } from '../../src/clickhouse/client.ts';
 import { migrate } from '../../src/clickhouse/migrate.ts';
 import { startRedisServer, type RedisServerHandle } from '../../src/ops/redis-server.ts';
@@ -88,4 +90,30 @@ export async function testClickHouse(): Promise<TestClickHouse> {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+export interface Services {
+  server: TestRedis;
+  redis: Redis;
+  clickhouse: TestClickHouse;
+}
+
+/**
+ * Starts this file's servers before its tests and stops them after: a private
+ * Redis (with an ioredis client) and, when asked, a migrated ClickHouse database.
+ * The returned object is filled in by beforeAll.
+ */
+export function useServices(options: { clickhouse: boolean }): Services {
+  const services = {} as Services;
+  beforeAll(async () => {
+    services.server = await testRedis();
+    services.redis = new Redis(services.server.url);
+    if (options.clickhouse) services.clickhouse = await testClickHouse();
+  });
+  afterAll(async () => {
+    services.redis?.disconnect();
+    await services.server?.stop();
+    await services.clickhouse?.stop();
+  });
+  return services;
 }

@@ -6,29 +6,18 @@
  * reference model: none lost, none twice, every duration as DESIGN §2 says.
  */
 import fc from 'fast-check';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeSessionRows, type SessionEvent } from '../../../src/buffer/durations.ts';
 import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
 import type { NormalizedEvent } from '../../../src/event/normalize.ts';
 import { ev, figures, readyRows, settings, T0 } from '../../helpers/buffer.ts';
-import { testRedis, type TestRedis } from '../../helpers/services.ts';
+import { useServices } from '../../helpers/services.ts';
 
 const GRACE = 100;
 const TIMEOUT = 1_000;
 
-let server: TestRedis;
-let redis: Redis;
+const services = useServices({ clickhouse: false });
 let run = 0;
-
-beforeAll(async () => {
-  server = await testRedis();
-  redis = new Redis(server.url);
-});
-afterAll(async () => {
-  redis.disconnect();
-  await server.stop();
-});
 
 /** A session: events at increasing offsets, some gaps longer than the timeout. */
 const sessionArb = fc
@@ -62,7 +51,7 @@ describe('arrival order', () => {
     await fc.assert(
       fc.asyncProperty(sessionArb, fc.integer({ min: 1, max: 3 }), async (session, sessions) => {
         run += 1;
-        const buffer = new SessionBuffer(redis, settings(`${server.prefix}o${run}`, { graceMs: GRACE, sessionTimeoutMs: TIMEOUT, bufferShards: 2 }));
+        const buffer = new SessionBuffer(services.redis, settings(`${services.server.prefix}o${run}`, { graceMs: GRACE, sessionTimeoutMs: TIMEOUT, bufferShards: 2 }));
         const arrivals: { at: number; event: NormalizedEvent }[] = [];
         const expected: Record<string, { duration: number | null; screenViews: number }> = {};
         for (let s = 0; s < sessions; s += 1) {
@@ -77,7 +66,7 @@ describe('arrival order', () => {
         }
         arrivals.sort((a, b) => a.at - b.at);
         await runArrivals(buffer, arrivals);
-        const rows = await readyRows(redis, buffer);
+        const rows = await readyRows(services.redis, buffer);
         expect(rows).toHaveLength(Object.keys(expected).length);
         expect(figures(rows)).toEqual(figures(Object.entries(expected).map(([id, f]) => ({ id, sessionId: '', name: '', ...f }))));
       }),
@@ -90,11 +79,11 @@ describe('arrival order', () => {
       fc.asyncProperty(sessionArb, fc.infiniteStream(fc.integer()), async (session, noise) => {
         const rowsFor = async (order: typeof session): Promise<ReturnType<typeof figures>> => {
           run += 1;
-          const buffer = new SessionBuffer(redis, settings(`${server.prefix}c${run}`, { graceMs: GRACE, sessionTimeoutMs: TIMEOUT }));
+          const buffer = new SessionBuffer(services.redis, settings(`${services.server.prefix}c${run}`, { graceMs: GRACE, sessionTimeoutMs: TIMEOUT }));
           const now = session.at(-1)!.createdAtMs;
           await buffer.ingest(order.map((e) => ev(e)), now);
           await buffer.sweep(now + TIMEOUT + GRACE + 1);
-          return figures(await readyRows(redis, buffer));
+          return figures(await readyRows(services.redis, buffer));
         };
         const it = noise[Symbol.iterator]();
         const shuffled = [...session].sort(() => (it.next().value as number) % 3 - 1);
@@ -108,14 +97,14 @@ describe('arrival order', () => {
 describe('late events (O2)', () => {
   it('emits an event that arrives after its neighbours were emitted, with its own duration, and counts it late', async () => {
     run += 1;
-    const buffer = new SessionBuffer(redis, settings(`${server.prefix}l${run}`, { graceMs: GRACE, sessionTimeoutMs: TIMEOUT }));
+    const buffer = new SessionBuffer(services.redis, settings(`${services.server.prefix}l${run}`, { graceMs: GRACE, sessionTimeoutMs: TIMEOUT }));
     await buffer.ingest([ev({ id: 'v1', createdAtMs: T0, kind: 'v' }), ev({ id: 'v3', createdAtMs: T0 + 600, kind: 'v' })], T0 + 600);
     await buffer.sweep(T0 + 600 + GRACE);
-    expect(figures(await readyRows(redis, buffer))).toEqual({ v1: { duration: 600, screenViews: 0 } });
+    expect(figures(await readyRows(services.redis, buffer))).toEqual({ v1: { duration: 600, screenViews: 0 } });
     const late = await buffer.ingest([ev({ id: 'v2', createdAtMs: T0 + 200, kind: 'v' })], T0 + 900);
     expect(late).toEqual({ accepted: 1, duplicates: 0, late: 1 });
     await buffer.sweep(T0 + 900 + TIMEOUT + GRACE);
-    expect(figures(await readyRows(redis, buffer))).toEqual({
+    expect(figures(await readyRows(services.redis, buffer))).toEqual({
       v1: { duration: 600, screenViews: 0 },
       v2: { duration: 400, screenViews: 0 },
       v3: { duration: null, screenViews: 0 },
@@ -124,11 +113,11 @@ describe('late events (O2)', () => {
 
   it('re-settles a held view when an earlier boundary arrives inside the grace window', async () => {
     run += 1;
-    const buffer = new SessionBuffer(redis, settings(`${server.prefix}r${run}`, { graceMs: GRACE, sessionTimeoutMs: TIMEOUT }));
+    const buffer = new SessionBuffer(services.redis, settings(`${services.server.prefix}r${run}`, { graceMs: GRACE, sessionTimeoutMs: TIMEOUT }));
     await buffer.ingest([ev({ id: 'v1', createdAtMs: T0, kind: 'v' }), ev({ id: 'v3', createdAtMs: T0 + 600, kind: 'v' })], T0 + 600);
     await buffer.ingest([ev({ id: 'v2', createdAtMs: T0 + 200, kind: 'v' })], T0 + 650);
     expect((await buffer.sweep(T0 + 600 + GRACE)).emitted).toBe(0);
     await buffer.sweep(T0 + 650 + GRACE);
-    expect(figures(await readyRows(redis, buffer))).toEqual({ v1: { duration: 200, screenViews: 0 }, v2: { duration: 400, screenViews: 0 } });
+    expect(figures(await readyRows(services.redis, buffer))).toEqual({ v1: { duration: 200, screenViews: 0 }, v2: { duration: 400, screenViews: 0 } });
   });
 });

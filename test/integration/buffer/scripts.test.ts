@@ -2,29 +2,18 @@
  * Each Lua script against a real redis-server started by this file: the normal
  * case, every error code, a repeated call, and a call after SCRIPT FLUSH.
  */
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ScriptCode, scripts } from '../../../src/buffer/scripts.ts';
 import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
 import { ev, readyRows, settings, T0 } from '../../helpers/buffer.ts';
-import { testRedis, type TestRedis } from '../../helpers/services.ts';
+import { useServices } from '../../helpers/services.ts';
 
-let server: TestRedis;
-let redis: Redis;
+const services = useServices({ clickhouse: false });
 let buffer: SessionBuffer;
 let n = 0;
-
-beforeAll(async () => {
-  server = await testRedis();
-  redis = new Redis(server.url);
-});
-afterAll(async () => {
-  redis.disconnect();
-  await server.stop();
-});
 beforeEach(() => {
   n += 1;
-  buffer = new SessionBuffer(redis, settings(`${server.prefix}${n}`, { bufferShards: 1 }));
+  buffer = new SessionBuffer(services.redis, settings(`${services.server.prefix}${n}`, { bufferShards: 1 }));
 });
 
 const view = (id: string, at: number) => ev({ id, createdAtMs: T0 + at, kind: 'v' });
@@ -33,7 +22,7 @@ describe('ingest-4.lua', () => {
   it('holds screen_views and writes other events to ready at once', async () => {
     const r = await buffer.ingest([view('a', 0), ev({ id: 'c', createdAtMs: T0 + 1, kind: 'o' })], T0);
     expect(r).toEqual({ accepted: 2, duplicates: 0, late: 0 });
-    expect((await readyRows(redis, buffer)).map((x) => x.id)).toEqual(['c']);
+    expect((await readyRows(services.redis, buffer)).map((x) => x.id)).toEqual(['c']);
     const live = await buffer.sessionView('p1', 's1');
     expect(live.events.find((e) => e.id === 'a')?.state).toBe('unsettled');
   });
@@ -49,25 +38,25 @@ describe('ingest-4.lua', () => {
     const e = ev({ id: 'x', createdAtMs: T0, kind: 'o', sessionId: '' });
     expect((await buffer.ingest([e], T0)).accepted).toBe(1);
     expect((await buffer.ingest([e], T0 + 1)).duplicates).toBe(1);
-    expect(await readyRows(redis, buffer)).toHaveLength(1);
+    expect(await readyRows(services.redis, buffer)).toHaveLength(1);
   });
 
   it('answers ARGS_MISMATCH when the key count does not match the session count', async () => {
     const sk = buffer.shardKeys(0);
-    const reply = await scripts.ingest.run(redis, [sk.due, sk.ready, sk.stats, sk.seen], [T0, 10_000, 60_000, 60_000, 120_000, 1, 0]);
+    const reply = await scripts.ingest.run(services.redis, [sk.due, sk.ready, sk.stats, sk.seen], [T0, 10_000, 60_000, 60_000, 120_000, 1, 0]);
     expect(reply).toBe(ScriptCode.ARGS_MISMATCH);
   });
 
   it('still works after SCRIPT FLUSH (NOSCRIPT is answered by reloading)', async () => {
     await buffer.ingest([view('a', 0)], T0);
-    await redis.script('FLUSH');
+    await services.redis.script('FLUSH');
     expect((await buffer.ingest([view('b', 1_000)], T0)).accepted).toBe(1);
   });
 
   it('puts a TTL on every key of a held session', async () => {
     await buffer.ingest([view('a', 0), view('b', 1_000)], T0);
     const keys = buffer.keys.session(0, '2:p1s1');
-    for (const key of [keys.z, keys.h, keys.p]) expect(await redis.pttl(key)).toBeGreaterThan(0);
+    for (const key of [keys.z, keys.h, keys.p]) expect(await services.redis.pttl(key)).toBeGreaterThan(0);
   });
 });
 
@@ -76,7 +65,7 @@ describe('sweep-3.lua', () => {
     await buffer.ingest([view('a', 0), view('b', 7_000)], T0 + 7_000);
     expect((await buffer.sweep(T0 + 7_000 + 9_999)).emitted).toBe(0);
     expect(await buffer.sweep(T0 + 7_000 + 10_000)).toEqual({ emitted: 1, finalised: 0 });
-    expect(await readyRows(redis, buffer)).toMatchObject([{ id: 'a', duration: 7_000 }]);
+    expect(await readyRows(services.redis, buffer)).toMatchObject([{ id: 'a', duration: 7_000 }]);
   });
 
   it('emits nothing more when called twice at the same time', async () => {
@@ -89,38 +78,38 @@ describe('sweep-3.lua', () => {
     await buffer.ingest([view('a', 0), ev({ id: 'c', createdAtMs: T0 + 3_000, kind: 'o' })], T0);
     expect((await buffer.sweep(T0 + 1_800_000 + 9_999)).finalised).toBe(0);
     expect(await buffer.sweep(T0 + 1_800_000 + 10_000)).toEqual({ emitted: 1, finalised: 1 });
-    expect(await readyRows(redis, buffer)).toEqual(expect.arrayContaining([expect.objectContaining({ id: 'a', duration: 3_000 })]));
+    expect(await readyRows(services.redis, buffer)).toEqual(expect.arrayContaining([expect.objectContaining({ id: 'a', duration: 3_000 })]));
     const keys = buffer.keys.session(0, '2:p1s1');
-    expect(await redis.exists(keys.p)).toBe(0);
-    expect(await redis.pttl(keys.h)).toBeGreaterThan(0);
+    expect(await services.redis.exists(keys.p)).toBe(0);
+    expect(await services.redis.pttl(keys.h)).toBeGreaterThan(0);
     expect((await buffer.sessionView('p1', 's1')).state).toBe('finalised');
     expect((await buffer.ingest([view('a', 0)], T0 + 1_800_001)).duplicates).toBe(1);
   });
 
   it('answers ARGS_MISMATCH when members and keys disagree', async () => {
     const sk = buffer.shardKeys(0);
-    const reply = await scripts.sweep.run(redis, [sk.due, sk.ready, sk.stats], [T0, 10_000, 60_000, 60_000, 120_000, 1, 'x']);
+    const reply = await scripts.sweep.run(services.redis, [sk.due, sk.ready, sk.stats], [T0, 10_000, 60_000, 60_000, 120_000, 1, 'x']);
     expect(reply).toBe(ScriptCode.ARGS_MISMATCH);
   });
 
   it('still works after SCRIPT FLUSH', async () => {
     await buffer.ingest([view('a', 0), view('b', 1_000)], T0);
-    await redis.script('FLUSH');
+    await services.redis.script('FLUSH');
     expect((await buffer.sweep(T0 + 11_000)).emitted).toBe(1);
   });
 });
 
 describe('claimBatch-4.lua, ackBatch-3.lua, releaseLease-1.lua', () => {
   async function fillReady(rows: number): Promise<void> {
-    await redis.rpush(buffer.shardKeys(0).ready, ...Array.from({ length: rows }, (_, i) => `{"id":"r${i}"}`));
+    await services.redis.rpush(buffer.shardKeys(0).ready, ...Array.from({ length: rows }, (_, i) => `{"id":"r${i}"}`));
   }
   const claim = (owner: string, id: string, maxRows = 3, maxBytes = 1_000_000) => {
     const sk = buffer.shardKeys(0);
-    return scripts.claimBatch.run(redis, [sk.ready, sk.batch, sk.batchMeta, sk.lease], [owner, 30_000, id, maxRows, maxBytes]);
+    return scripts.claimBatch.run(services.redis, [sk.ready, sk.batch, sk.batchMeta, sk.lease], [owner, 30_000, id, maxRows, maxBytes]);
   };
   const ack = (id: string) => {
     const sk = buffer.shardKeys(0);
-    return scripts.ackBatch.run(redis, [sk.batch, sk.batchMeta, sk.stats], [id]);
+    return scripts.ackBatch.run(services.redis, [sk.batch, sk.batchMeta, sk.stats], [id]);
   };
 
   it('fixes a batch of at most maxRows and returns the same batch again until it is acknowledged', async () => {
@@ -141,8 +130,8 @@ describe('claimBatch-4.lua, ackBatch-3.lua, releaseLease-1.lua', () => {
     await claim('f1', 'B1');
     expect(await claim('f2', 'B2')).toBe(ScriptCode.LEASE_HELD);
     const sk = buffer.shardKeys(0);
-    expect(await scripts.releaseLease.run(redis, [sk.lease], ['f2'])).toBe(0);
-    expect(await scripts.releaseLease.run(redis, [sk.lease], ['f1'])).toBe(1);
+    expect(await scripts.releaseLease.run(services.redis, [sk.lease], ['f2'])).toBe(0);
+    expect(await scripts.releaseLease.run(services.redis, [sk.lease], ['f1'])).toBe(1);
     expect(await claim('f2', 'B2')).toEqual([1, 'B1', '{"id":"r0"}']);
   });
 
@@ -160,9 +149,9 @@ describe('claimBatch-4.lua, ackBatch-3.lua, releaseLease-1.lua', () => {
 
   it('still works after SCRIPT FLUSH', async () => {
     await fillReady(1);
-    await redis.script('FLUSH');
+    await services.redis.script('FLUSH');
     expect(await claim('f1', 'B1')).toEqual([2, 'B1', '{"id":"r0"}']);
-    await redis.script('FLUSH');
+    await services.redis.script('FLUSH');
     expect(await ack('B1')).toBe(1);
   });
 });

@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,6 +41,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await redis.stop();
+  rmSync(dataDir, { recursive: true, force: true });
 });
 
 describe('event-lens CLI', () => {
@@ -110,6 +111,7 @@ describe('event-lens CLI', () => {
       expect(r.stderr).toContain(`is in use by process ${process.pid}`);
     } finally {
       await ch.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,12 +8,22 @@ import { MigrationError } from '../../../src/errors.ts';
 import { testClickHouse, type TestClickHouse } from '../../helpers/services.ts';
 
 let clickhouse: TestClickHouse;
+const dirs: string[] = [];
+
+/** A copy of migrations/ in a temporary directory, removed after the file's tests. */
+function migrationsCopy(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'migrations-'));
+  dirs.push(dir);
+  cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+  return dir;
+}
 
 beforeAll(async () => {
   clickhouse = await testClickHouse(); // already migrated once
 });
 afterAll(async () => {
   await clickhouse.stop();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('migrate', () => {
@@ -38,8 +48,7 @@ describe('migrate', () => {
   });
 
   it('prints the plan without applying it in dry-run mode', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'migrations-'));
-    cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+    const dir = migrationsCopy();
     writeFileSync(path.join(dir, '0999_extra.sql'), 'CREATE TABLE IF NOT EXISTS {{database}}.extra (x UInt8) ENGINE = Memory;\n');
     const plan = await migrate(clickhouse.ch, { retentionDays: 0, dryRun: true, dir });
     expect(plan.applied).toEqual(['0999_extra.sql']);
@@ -52,15 +61,13 @@ describe('migrate', () => {
   });
 
   it('refuses to run when an applied file was edited, naming the file', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'migrations-'));
-    cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+    const dir = migrationsCopy();
     writeFileSync(path.join(dir, '0001_events.sql'), '-- edited\nSELECT 1;\n');
     await expect(migrate(clickhouse.ch, { retentionDays: 0, dir })).rejects.toThrow(/migrations\/0001_events.sql: the file changed after it was applied/);
   });
 
   it('names the file and the statement that failed', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'migrations-'));
-    cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+    const dir = migrationsCopy();
     writeFileSync(path.join(dir, '0998_broken.sql'), 'SELECT 1;\nCREATE TABLE nonsense here;\n');
     const error = await migrate(clickhouse.ch, { retentionDays: 0, dir }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MigrationError);

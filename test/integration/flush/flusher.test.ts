@@ -2,7 +2,6 @@
  * The flusher against real Redis and real ClickHouse: rows leave Redis only
  * after ClickHouse confirmed them, and a batch inserted twice is stored once.
  */
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { scripts } from '../../../src/buffer/scripts.ts';
 import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
@@ -10,31 +9,20 @@ import { queryRows } from '../../../src/clickhouse/client.ts';
 import { ClickHouseWriteError } from '../../../src/errors.ts';
 import { Flusher, type FlusherOptions } from '../../../src/flush/flusher.ts';
 import { ev, settings, T0 } from '../../helpers/buffer.ts';
-import { testClickHouse, testRedis, type TestClickHouse, type TestRedis } from '../../helpers/services.ts';
+import { useServices } from '../../helpers/services.ts';
 
-let redisServer: TestRedis;
-let clickhouse: TestClickHouse;
-let redis: Redis;
+const services = useServices({ clickhouse: true });
 let buffer: SessionBuffer;
-let run = 0;
 const options = (owner: string): FlusherOptions => ({ owner, leaseMs: 200, flushMaxRows: 50, flushMaxBytes: 1 << 20, flushIntervalMs: 0, maxAttempts: 2 });
-
-beforeAll(async () => {
-  [redisServer, clickhouse] = await Promise.all([testRedis(), testClickHouse()]);
-  redis = new Redis(redisServer.url);
-});
-afterAll(async () => {
-  redis.disconnect();
-  await Promise.all([redisServer.stop(), clickhouse.stop()]);
-});
+let run = 0;
 beforeEach(async () => {
   run += 1;
-  buffer = new SessionBuffer(redis, settings(`${redisServer.prefix}f${run}`, { bufferShards: 1 }));
-  await clickhouse.ch.client.command({ query: `TRUNCATE TABLE ${clickhouse.database}.events` });
+  buffer = new SessionBuffer(services.redis, settings(`${services.server.prefix}f${run}`, { bufferShards: 1 }));
+  await services.clickhouse.ch.client.command({ query: `TRUNCATE TABLE ${services.clickhouse.database}.events` });
 });
 
 const count = async (): Promise<number> =>
-  Number((await queryRows<{ n: string }>(clickhouse.ch, `SELECT count() AS n FROM ${clickhouse.database}.events`))[0]?.n);
+  Number((await queryRows<{ n: string }>(services.clickhouse.ch, `SELECT count() AS n FROM ${services.clickhouse.database}.events`))[0]?.n);
 
 async function readyClicks(n: number, from = 0): Promise<void> {
   const events = Array.from({ length: n }, (_, k) => {
@@ -47,7 +35,7 @@ async function readyClicks(n: number, from = 0): Promise<void> {
 describe('Flusher', () => {
   it('inserts ready rows in batches of at most flushMaxRows and removes them after the insert', async () => {
     await readyClicks(120);
-    const flusher = new Flusher(redis, buffer, clickhouse.ch, options('a'));
+    const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, options('a'));
     expect(await flusher.tick(true)).toEqual({ rows: 120, batches: 3 });
     expect(await count()).toBe(120);
     expect((await buffer.backlog())[0]).toMatchObject({ ready: 0, inBatch: 0 });
@@ -57,12 +45,12 @@ describe('Flusher', () => {
     await readyClicks(30);
     const sk = buffer.shardKeys(0);
     // the first flusher claims and inserts, then "dies" before acknowledging
-    const claim = (await scripts.claimBatch.run(redis, [sk.ready, sk.batch, sk.batchMeta, sk.lease], ['dead', 200, 'BATCH-1', 50, 1 << 20])) as string[];
-    const dead = new Flusher(redis, buffer, clickhouse.ch, options('dead'));
+    const claim = (await scripts.claimBatch.run(services.redis, [sk.ready, sk.batch, sk.batchMeta, sk.lease], ['dead', 200, 'BATCH-1', 50, 1 << 20])) as string[];
+    const dead = new Flusher(services.redis, buffer, services.clickhouse.ch, options('dead'));
     await dead.insert(claim[1] as string, claim.slice(2));
     expect(await count()).toBe(30);
     // another flusher waits for the lease to expire, then finishes the same batch
-    const other = new Flusher(redis, buffer, clickhouse.ch, options('other'));
+    const other = new Flusher(services.redis, buffer, services.clickhouse.ch, options('other'));
     expect(await other.flushShard(0)).toBe(0);
     await new Promise((r) => setTimeout(r, 250));
     expect(await other.flushShard(0)).toBe(30);
@@ -72,8 +60,8 @@ describe('Flusher', () => {
 
   it('keeps the batch in Redis when ClickHouse rejects it, and loses nothing', async () => {
     await readyClicks(5);
-    await redis.rpush(buffer.shardKeys(0).ready, '{"id":"bad","createdAt":"not a date"}');
-    const flusher = new Flusher(redis, buffer, clickhouse.ch, { ...options('a'), flushMaxRows: 10 });
+    await services.redis.rpush(buffer.shardKeys(0).ready, '{"id":"bad","createdAt":"not a date"}');
+    const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, { ...options('a'), flushMaxRows: 10 });
     const error = await flusher.flushShard(0).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ClickHouseWriteError);
     expect((error as ClickHouseWriteError).retryable).toBe(false);
@@ -83,7 +71,7 @@ describe('Flusher', () => {
 
   it('flushes a partial batch only once flushIntervalMs has passed since the shard last flushed', async () => {
     await readyClicks(3);
-    const flusher = new Flusher(redis, buffer, clickhouse.ch, { ...options('a'), flushIntervalMs: 60_000 });
+    const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, { ...options('a'), flushIntervalMs: 60_000 });
     expect((await flusher.tick()).rows).toBe(3); // never flushed before
     await readyClicks(2, 3);
     expect((await flusher.tick()).rows).toBe(0);

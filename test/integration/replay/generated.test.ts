@@ -4,7 +4,6 @@
  * the replay path into ClickHouse gives, row for row, what the reference
  * model of DESIGN §2 computes from the same events.
  */
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeSessionRows, type SessionEvent } from '../../../src/buffer/durations.ts';
 import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
@@ -13,28 +12,17 @@ import { Flusher } from '../../../src/flush/flusher.ts';
 import { generateEvents } from '../../../src/generate/model.ts';
 import { replay } from '../../../src/replay/replay.ts';
 import { settings } from '../../helpers/buffer.ts';
-import { testClickHouse, testRedis, type TestClickHouse, type TestRedis } from '../../helpers/services.ts';
+import { useServices } from '../../helpers/services.ts';
 
-let redisServer: TestRedis;
-let clickhouse: TestClickHouse;
-let redis: Redis;
-
-beforeAll(async () => {
-  [redisServer, clickhouse] = await Promise.all([testRedis(), testClickHouse()]);
-  redis = new Redis(redisServer.url);
-});
-afterAll(async () => {
-  redis.disconnect();
-  await Promise.all([redisServer.stop(), clickhouse.stop()]);
-});
+const services = useServices({ clickhouse: true });
 
 describe('replay of a generated stream', () => {
   it('writes every event exactly once with the durations of the reference model', async () => {
     const events = generateEvents({ sessions: 600, seed: 11, jitterMs: 9_000, lateFraction: 0 });
     // retried jobs: some events arrive twice
     const stream = events.flatMap((e, i) => (i % 97 === 0 ? [e, e] : [e]));
-    const buffer = new SessionBuffer(redis, settings(redisServer.prefix, { bufferShards: 8 }));
-    const flusher = new Flusher(redis, buffer, clickhouse.ch, { owner: 't', leaseMs: 10_000, flushMaxRows: 500, flushMaxBytes: 1 << 22, flushIntervalMs: 0 });
+    const buffer = new SessionBuffer(services.redis, settings(services.server.prefix, { bufferShards: 8 }));
+    const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, { owner: 't', leaseMs: 10_000, flushMaxRows: 500, flushMaxBytes: 1 << 22, flushIntervalMs: 0 });
     async function* lines(): AsyncGenerator<string> {
       for (const e of stream) yield JSON.stringify(e);
     }
@@ -52,8 +40,8 @@ describe('replay of a generated stream', () => {
     for (const list of bySession.values()) for (const [id, f] of computeSessionRows(list, 1_800_000)) expected.set(id, f);
 
     const rows = await queryRows<{ id: string; duration: number | null; screenViews: number }>(
-      clickhouse.ch,
-      `SELECT id, duration, screenViews FROM ${clickhouse.database}.events`,
+      services.clickhouse.ch,
+      `SELECT id, duration, screenViews FROM ${services.clickhouse.database}.events`,
     );
     expect(rows).toHaveLength(events.length);
     const wrong = rows.filter((r) => {

@@ -7,14 +7,13 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
 import { queryRows } from '../../../src/clickhouse/client.ts';
 import { Flusher } from '../../../src/flush/flusher.ts';
 import { replay } from '../../../src/replay/replay.ts';
 import { settings } from '../../helpers/buffer.ts';
-import { testClickHouse, testRedis, type TestClickHouse, type TestRedis } from '../../helpers/services.ts';
+import { useServices } from '../../helpers/services.ts';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures');
 
@@ -25,19 +24,8 @@ interface Expected {
   invalid?: [number, string][];
 }
 
-let redisServer: TestRedis;
-let clickhouse: TestClickHouse;
-let redis: Redis;
+const services = useServices({ clickhouse: true });
 let run = 0;
-
-beforeAll(async () => {
-  [redisServer, clickhouse] = await Promise.all([testRedis(), testClickHouse()]);
-  redis = new Redis(redisServer.url);
-});
-afterAll(async () => {
-  redis.disconnect();
-  await Promise.all([redisServer.stop(), clickhouse.stop()]);
-});
 
 async function* lines(text: string): AsyncGenerator<string> {
   yield* text.split('\n');
@@ -45,9 +33,9 @@ async function* lines(text: string): AsyncGenerator<string> {
 
 async function replayText(text: string) {
   run += 1;
-  const buffer = new SessionBuffer(redis, settings(`${redisServer.prefix}g${run}`));
-  const flusher = new Flusher(redis, buffer, clickhouse.ch, { owner: 'test', leaseMs: 10_000, flushMaxRows: 1_000, flushMaxBytes: 1 << 20, flushIntervalMs: 0 });
-  await clickhouse.ch.client.command({ query: `TRUNCATE TABLE ${clickhouse.database}.events` });
+  const buffer = new SessionBuffer(services.redis, settings(`${services.server.prefix}g${run}`));
+  const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, { owner: 'test', leaseMs: 10_000, flushMaxRows: 1_000, flushMaxBytes: 1 << 20, flushIntervalMs: 0 });
+  await services.clickhouse.ch.client.command({ query: `TRUNCATE TABLE ${services.clickhouse.database}.events` });
   const invalid: [number, string][] = [];
   const summary = await replay(lines(text), buffer, flusher, {
     clock: 'event',
@@ -57,8 +45,8 @@ async function replayText(text: string) {
     onInvalid: (line, reason) => invalid.push([line, reason]),
   });
   const rows = await queryRows<Expected['rows'][number]>(
-    clickhouse.ch,
-    `SELECT id, name, duration, screenViews FROM ${clickhouse.database}.events ORDER BY id`,
+    services.clickhouse.ch,
+    `SELECT id, name, duration, screenViews FROM ${services.clickhouse.database}.events ORDER BY id`,
   );
   return { summary, rows, invalid, buffer };
 }
