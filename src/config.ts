@@ -42,6 +42,22 @@ export interface Config {
   metricsPort: number;
   /** pino log level. @defaultValue `info` */
   logLevel: string;
+  /** BullMQ queue the ingestion API writes to. @defaultValue `events` */
+  queueName: string;
+  /** BullMQ key prefix; hash-tag it (`{el}`) on Redis Cluster. @defaultValue `bull` */
+  queuePrefix: string;
+  /** Jobs one worker process handles at once. @defaultValue 8 */
+  workerConcurrency: number;
+  /** Ready rows (all shards) above which workers stop taking jobs. @defaultValue 200 000 */
+  backlogHighWatermark: number;
+  /** Ready rows below which paused workers take jobs again. @defaultValue 100 000 */
+  backlogLowWatermark: number;
+  /** How long a flusher's shard lease lives without renewal. @defaultValue 15 000 */
+  leaseMs: number;
+  /** Interval of the sweeper (emit due rows, finalise sessions) and of the backlog check. @defaultValue 250 */
+  sweepIntervalMs: number;
+  /** Deadline of the final flush on SIGTERM. @defaultValue 30 000 */
+  shutdownTimeoutMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -125,11 +141,24 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     maxFutureMs: r.int('MAX_FUTURE_MS', 3_600_000, 0),
     retentionDays: r.int('RETENTION_DAYS', 0, 0, 36_500),
     metricsPort: r.int('METRICS_PORT', 9464, 0, 65_535),
+    queueName: r.string('QUEUE_NAME', 'events', /^[A-Za-z0-9_.-]{1,64}$/, '1..64 characters of letters, digits, _ . -'),
+    queuePrefix: r.string('QUEUE_PREFIX', 'bull', /^[A-Za-z0-9_.{}-]{1,32}$/, '1..32 characters of letters, digits, _ . - { }'),
+    workerConcurrency: r.int('WORKER_CONCURRENCY', 8, 1, 1_000),
+    backlogHighWatermark: r.int('BACKLOG_HIGH_WATERMARK', 200_000, 1),
+    backlogLowWatermark: r.int('BACKLOG_LOW_WATERMARK', 100_000, 0),
+    leaseMs: r.int('LEASE_MS', 15_000, 1_000, 600_000),
+    sweepIntervalMs: r.int('SWEEP_INTERVAL_MS', 250, 10, 60_000),
+    shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 30_000, 0, 3_600_000),
     logLevel: r.string('LOG_LEVEL', 'info', new RegExp(`^(${LOG_LEVELS.join('|')})$`), `one of ${LOG_LEVELS.join(', ')}`),
   };
   if (config.bufferTtlMs < sessionTimeoutMs + graceMs) {
     r.problems.push(
       `BUFFER_TTL_MS=${config.bufferTtlMs}: expected at least SESSION_TIMEOUT_MS + GRACE_MS (${sessionTimeoutMs + graceMs}), or held sessions could expire before they are finalised`,
+    );
+  }
+  if (config.backlogLowWatermark >= config.backlogHighWatermark) {
+    r.problems.push(
+      `BACKLOG_LOW_WATERMARK=${config.backlogLowWatermark}: expected less than BACKLOG_HIGH_WATERMARK (${config.backlogHighWatermark})`,
     );
   }
   if (r.problems.length > 0) throw new ConfigError(r.problems);

@@ -52,6 +52,8 @@ export interface ShardKeys {
   batchMeta: string;
   /** STRING owner of the shard's flush lease. */
   lease: string;
+  /** LIST rows ClickHouse rejected, with its message. */
+  dead: string;
 }
 
 export interface SessionKeys {
@@ -77,6 +79,7 @@ export class BufferKeys {
       batch: `${t}:batch`,
       batchMeta: `${t}:batch:meta`,
       lease: `${t}:lease`,
+      dead: `${t}:dead`,
     };
   }
 

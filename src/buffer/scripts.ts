@@ -32,6 +32,15 @@ function resolveIncludes(source: string, seen: Set<string>): string {
   });
 }
 
+/** Receives the duration of every script call (the worker feeds a histogram with it). */
+export type ScriptObserver = (script: string, seconds: number) => void;
+let observer: ScriptObserver | undefined;
+
+/** Sets the process-wide observer of script durations (metrics). */
+export function observeScripts(fn: ScriptObserver | undefined): void {
+  observer = fn;
+}
+
 export class LuaScript {
   readonly source: string;
   readonly sha: string;
@@ -47,13 +56,16 @@ export class LuaScript {
 
   /** Runs the script; retries once with EVAL when the script cache was emptied. */
   async run(redis: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    const started = performance.now();
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
       if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
-        return redis.eval(this.source, keys.length, ...keys, ...args);
+        return await redis.eval(this.source, keys.length, ...keys, ...args);
       }
       throw new ScriptError(this.name, err instanceof Error ? err.message : String(err), { cause: err });
+    } finally {
+      observer?.(this.name, (performance.now() - started) / 1000);
     }
   }
 }
@@ -70,7 +82,7 @@ export const scripts = {
   ingest: loadScript('ingest-4.lua'),
   sweep: loadScript('sweep-3.lua'),
   claimBatch: loadScript('claimBatch-4.lua'),
-  ackBatch: loadScript('ackBatch-3.lua'),
+  ackBatch: loadScript('ackBatch-4.lua'),
   releaseLease: loadScript('releaseLease-1.lua'),
 } as const;
 

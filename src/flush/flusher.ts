@@ -16,7 +16,12 @@
  * another flusher need not wait for them to expire.
  *
  * A failed insert is retried with jittered exponential backoff when the error
- * is retryable; otherwise the error is raised and the batch stays in Redis.
+ * is retryable (the batch stays in Redis meanwhile; after maxAttempts the error
+ * is raised and the next tick tries again). When ClickHouse rejects the data
+ * itself, the batch is bisected (deterministically, so the sub-batches keep
+ * stable tokens `<id>/a`, `<id>/a/b`, …) until the rejected rows are isolated;
+ * those go to the shard's dead-letter list with the server's message, in the
+ * same call that acknowledges the rest. A poison row never blocks its shard.
  */
 import { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
@@ -25,6 +30,7 @@ import type { ClickHouse } from '../clickhouse/client.ts';
 import { backoffMs, ClickHouseWriteError, isRetryable } from '../errors.ts';
 import type { SessionBuffer } from '../buffer/session-buffer.ts';
 import { expectArray, scripts, ScriptCode } from '../buffer/scripts.ts';
+import type { Metrics } from '../ops/metrics.ts';
 
 export interface FlusherOptions {
   /** Unique id of this flusher (lease owner). */
@@ -36,6 +42,13 @@ export interface FlusherOptions {
   flushIntervalMs: number;
   /** Attempts per batch before the error is raised (retryable errors only). */
   maxAttempts?: number;
+  metrics?: Metrics;
+}
+
+/** A row ClickHouse rejected, as stored in the dead-letter list. */
+export interface DeadLetter {
+  error: string;
+  row: unknown;
 }
 
 export interface FlushResult {
@@ -108,25 +121,58 @@ export class Flusher {
     }
   }
 
-  /** One claim → insert → ack round on a shard. Returns the rows inserted (0 when idle or leased elsewhere). */
-  async flushShard(shard: number): Promise<number> {
-    const claim = await this.claim(shard);
-    if (claim.kind !== 'batch') return 0;
+  /** Inserts with backoff on retryable errors; raises the last error after maxAttempts. */
+  private async insertWithRetry(token: string, rows: readonly string[]): Promise<void> {
+    const metrics = this.options.metrics;
     for (let attempt = 0; ; attempt += 1) {
+      const started = performance.now();
       try {
-        await this.insert(claim.id, claim.rows);
-        break;
+        await this.insert(token, rows);
+        metrics?.insertSeconds.observe((performance.now() - started) / 1000);
+        return;
       } catch (err) {
         const retryable = err instanceof ClickHouseWriteError && err.retryable;
+        metrics?.insertErrors.inc({ retryable: String(retryable) });
         if (!retryable || attempt + 1 >= (this.options.maxAttempts ?? 8)) throw err;
         await this.sleep(backoffMs(attempt));
       }
     }
+  }
+
+  /** Inserts the rows; rows ClickHouse rejects are isolated by bisection and returned as dead letters. */
+  private async insertOrIsolate(token: string, rows: readonly string[]): Promise<DeadLetter[]> {
+    try {
+      await this.insertWithRetry(token, rows);
+      return [];
+    } catch (err) {
+      if (!(err instanceof ClickHouseWriteError) || err.retryable) throw err;
+      if (rows.length === 1) return [{ error: err.message, row: parseRow(rows[0] as string) }];
+      const half = Math.ceil(rows.length / 2);
+      const left = await this.insertOrIsolate(`${token}/a`, rows.slice(0, half));
+      const right = await this.insertOrIsolate(`${token}/b`, rows.slice(half));
+      return [...left, ...right];
+    }
+  }
+
+  /** One claim → insert → ack round on a shard. Returns the rows inserted (0 when idle or leased elsewhere). */
+  async flushShard(shard: number): Promise<number> {
+    const claim = await this.claim(shard);
+    this.options.metrics?.leaseOwned.set({ shard: String(shard) }, claim.kind === 'held' ? 0 : 1);
+    if (claim.kind !== 'batch') return 0;
+    const dead = await this.insertOrIsolate(claim.id, claim.rows);
     const sk = this.buffer.shardKeys(shard);
-    const acked = await scripts.ackBatch.run(this.redis, [sk.batch, sk.batchMeta, sk.stats], [claim.id]);
+    const acked = await scripts.ackBatch.run(
+      this.redis,
+      [sk.batch, sk.batchMeta, sk.stats, sk.dead],
+      [claim.id, ...dead.map((d) => JSON.stringify(d))],
+    );
     this.lastFlushAt.set(shard, Date.now());
     // BATCH_MISMATCH: another flusher acknowledged the same batch (same token) first
-    return acked === ScriptCode.BATCH_MISMATCH ? 0 : claim.rows.length;
+    if (acked === ScriptCode.BATCH_MISMATCH) return 0;
+    const inserted = claim.rows.length - dead.length;
+    this.options.metrics?.rowsFlushed.inc(inserted);
+    this.options.metrics?.deadLetters.inc(dead.length);
+    return inserted;
   }
 
   /**
@@ -164,5 +210,13 @@ export class Flusher {
     for (let shard = 0; shard < this.buffer.settings.bufferShards; shard += 1) {
       await scripts.releaseLease.run(this.redis, [this.buffer.shardKeys(shard).lease], [this.options.owner]);
     }
+  }
+}
+
+function parseRow(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
   }
 }

@@ -99,7 +99,7 @@ describe('sweep-3.lua', () => {
   });
 });
 
-describe('claimBatch-4.lua, ackBatch-3.lua, releaseLease-1.lua', () => {
+describe('claimBatch-4.lua, ackBatch-4.lua, releaseLease-1.lua', () => {
   async function fillReady(rows: number): Promise<void> {
     await services.redis.rpush(buffer.shardKeys(0).ready, ...Array.from({ length: rows }, (_, i) => `{"id":"r${i}"}`));
   }
@@ -107,9 +107,9 @@ describe('claimBatch-4.lua, ackBatch-3.lua, releaseLease-1.lua', () => {
     const sk = buffer.shardKeys(0);
     return scripts.claimBatch.run(services.redis, [sk.ready, sk.batch, sk.batchMeta, sk.lease], [owner, 30_000, id, maxRows, maxBytes]);
   };
-  const ack = (id: string) => {
+  const ack = (id: string, ...dead: string[]) => {
     const sk = buffer.shardKeys(0);
-    return scripts.ackBatch.run(services.redis, [sk.batch, sk.batchMeta, sk.stats], [id]);
+    return scripts.ackBatch.run(services.redis, [sk.batch, sk.batchMeta, sk.stats, sk.dead], [id, ...dead]);
   };
 
   it('fixes a batch of at most maxRows and returns the same batch again until it is acknowledged', async () => {
@@ -141,6 +141,14 @@ describe('claimBatch-4.lua, ackBatch-3.lua, releaseLease-1.lua', () => {
     expect(await ack('nope')).toBe(ScriptCode.BATCH_MISMATCH);
     expect(await ack('B1')).toBe(1);
     expect(await ack('B1')).toBe(ScriptCode.BATCH_MISMATCH);
+  });
+
+  it('moves dead letters to the dead list in the same call that acknowledges the batch', async () => {
+    await fillReady(3);
+    await claim('f1', 'B1');
+    expect(await ack('B1', '{"error":"bad","row":{"id":"r1"}}')).toBe(3);
+    expect(await services.redis.lrange(buffer.shardKeys(0).dead, 0, -1)).toEqual(['{"error":"bad","row":{"id":"r1"}}']);
+    expect(await buffer.stats()).toMatchObject({ flushed: 2, dead: 1 });
   });
 
   it('returns nothing to do on an empty shard', async () => {

@@ -2,7 +2,8 @@
  * The flusher against real Redis and real ClickHouse: rows leave Redis only
  * after ClickHouse confirmed them, and a batch inserted twice is stored once.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createClient } from '@clickhouse/client';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { scripts } from '../../../src/buffer/scripts.ts';
 import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
 import { queryRows } from '../../../src/clickhouse/client.ts';
@@ -58,15 +59,31 @@ describe('Flusher', () => {
     expect((await buffer.backlog())[0]).toMatchObject({ ready: 0, inBatch: 0 });
   });
 
-  it('keeps the batch in Redis when ClickHouse rejects it, and loses nothing', async () => {
-    await readyClicks(5);
+  it('moves a row ClickHouse rejects to the dead-letter list with the server message and inserts the rest', async () => {
+    await readyClicks(9);
     await services.redis.rpush(buffer.shardKeys(0).ready, '{"id":"bad","createdAt":"not a date"}');
-    const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, { ...options('a'), flushMaxRows: 10 });
-    const error = await flusher.flushShard(0).catch((e: unknown) => e);
+    await readyClicks(5, 9);
+    const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, { ...options('a'), flushMaxRows: 100 });
+    expect(await flusher.flushShard(0)).toBe(14);
+    expect(await count()).toBe(14);
+    const dead = (await services.redis.lrange(buffer.shardKeys(0).dead, 0, -1)).map((d) => JSON.parse(d) as { error: string; row: { id: string } });
+    expect(dead).toHaveLength(1);
+    expect(dead[0]?.row.id).toBe('bad');
+    expect(dead[0]?.error).toMatch(/insert failed: .*(DateTime|parse)/i);
+    expect((await buffer.backlog())[0]).toMatchObject({ ready: 0, inBatch: 0 });
+  });
+
+  it('keeps the batch in Redis while ClickHouse is unreachable, then inserts it once it is back', async () => {
+    await readyClicks(6);
+    const down = { ...services.clickhouse.ch, client: createClient({ url: 'http://127.0.0.1:1', request_timeout: 500 }) };
+    const failing = new Flusher(services.redis, buffer, down, { ...options('a'), maxAttempts: 2 }, async () => {});
+    const error = await failing.flushShard(0).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ClickHouseWriteError);
-    expect((error as ClickHouseWriteError).retryable).toBe(false);
+    expect((error as ClickHouseWriteError).retryable).toBe(true);
     expect((await buffer.backlog())[0]).toMatchObject({ inBatch: 6 });
-    expect(await count()).toBe(0);
+    const back = new Flusher(services.redis, buffer, services.clickhouse.ch, options('a'));
+    expect(await back.flushShard(0)).toBe(6);
+    expect(await count()).toBe(6);
   });
 
   it('flushes a partial batch only once flushIntervalMs has passed since the shard last flushed', async () => {
