@@ -28,7 +28,7 @@ export async function openPipeline(config: Config): Promise<Pipeline> {
   const redis = await connectRedis(config.redisUrl);
   let ch: ClickHouse;
   try {
-    ch = openClickHouse(config);
+    ch = await openClickHouse(config);
     await migrate(ch, { retentionDays: config.retentionDays });
   } catch (err) {
     redis.disconnect();

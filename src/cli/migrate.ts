@@ -11,7 +11,7 @@ export function registerMigrate(program: Command): void {
     .option('--dry-run', 'print the statements that would run, change nothing', false)
     .action(async (opts: { dryRun: boolean }) => {
       const config = loadConfig(process.env);
-      const ch = openClickHouse(config);
+      const ch = await openClickHouse(config);
       try {
         const r = await migrate(ch, { retentionDays: config.retentionDays, dryRun: opts.dryRun });
         if (opts.dryRun) for (const s of r.statements) out(`${s};\n`);

@@ -9,7 +9,7 @@ export function registerQuery(program: Command): void {
     .argument('<sql>', 'the query; qualify tables with the database, e.g. event_lens.events')
     .action(async (sql: string) => {
       const config = loadConfig(process.env);
-      const ch = openClickHouse(config);
+      const ch = await openClickHouse(config);
       try {
         const rs = await ch.client.query({ query: sql, format: 'JSONEachRow' });
         for await (const rows of rs.stream()) {

@@ -14,14 +14,21 @@ import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
 import type { Config } from '../config.ts';
 import { EventLensError } from '../errors.ts';
+import { readEndpoint, serveEmbedded } from './embedded-endpoint.ts';
 
 type ChdbAsClientConnection = NonNullable<Parameters<typeof createClient>[0]>['connection'];
 
 export interface ClickHouse {
   client: ClickHouseClient;
   database: string;
-  kind: 'server' | 'embedded';
+  /** server: CLICKHOUSE_URL; embedded: this process owns the chDB directory; shared: another process owns it and serves it. */
+  kind: 'server' | 'embedded' | 'shared';
   close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** Serve the embedded engine to other local processes (long-running owners: the worker). */
+  serve?: boolean;
 }
 
 function processAlive(pid: number): boolean {
@@ -51,11 +58,12 @@ function lockDataDir(dir: string): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const owner = Number(readFileSync(lockFile, 'utf8'));
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processAlive(owner)) {
+      if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) {
         throw new EventLensError(
           'EMBEDDED_BUSY',
-          `the embedded ClickHouse data directory ${dir} is in use by process ${owner}; ` +
-            'stop it, point EVENT_LENS_DATA_DIR elsewhere, or set CLICKHOUSE_URL to a ClickHouse server',
+          `the embedded ClickHouse data directory ${dir} is in use by process ${owner}, which does not share it ` +
+            '(only `event-lens worker` serves it to other processes); stop that process, point EVENT_LENS_DATA_DIR elsewhere, ' +
+            'or set CLICKHOUSE_URL to a ClickHouse server',
         );
       }
       unlinkSync(lockFile); // left by a process that died
@@ -64,24 +72,41 @@ function lockDataDir(dir: string): () => void {
   throw new EventLensError('EMBEDDED_BUSY', `could not lock ${lockFile}`);
 }
 
-/** Opens ClickHouse as the config says. */
-export function openClickHouse(config: Pick<Config, 'clickhouseUrl' | 'dataDir' | 'clickhouseDatabase'>): ClickHouse {
-  if (config.clickhouseUrl) {
-    const client = createClient({ url: config.clickhouseUrl, request_timeout: 60_000 });
-    return { client, database: config.clickhouseDatabase, kind: 'server', close: () => client.close() };
-  }
+function serverClient(url: string, database: string, kind: 'server' | 'shared'): ClickHouse {
+  const client = createClient({ url, request_timeout: 60_000, compression: { request: false, response: false } });
+  return { client, database, kind, close: () => client.close() };
+}
+
+/**
+ * Opens ClickHouse as the config says: the server at CLICKHOUSE_URL; else the
+ * embedded engine in the data directory; or, when another live process owns
+ * that directory and serves it, that process's loopback endpoint.
+ */
+export async function openClickHouse(
+  config: Pick<Config, 'clickhouseUrl' | 'dataDir' | 'clickhouseDatabase'>,
+  options: OpenOptions = {},
+): Promise<ClickHouse> {
+  if (config.clickhouseUrl) return serverClient(config.clickhouseUrl, config.clickhouseDatabase, 'server');
   mkdirSync(config.dataDir, { recursive: true });
+  const shared = readEndpoint(config.dataDir);
+  if (shared) return serverClient(shared.url, config.clickhouseDatabase, 'shared');
   const unlock = lockDataDir(config.dataDir);
   try {
     // chdb types its connection against its own copy of @clickhouse/client-common;
     // the shapes are the same contract (chdb's parity tests), only the declarations differ.
     const connection = createChdbConnection({ path: path.join(config.dataDir, 'chdb') }) as unknown as ChdbAsClientConnection;
-    const client = createClient({ connection });
+    // chdb's adapter applies per-call settings with SET on one long-lived session,
+    // so a setting would leak into later calls. Every call therefore states the
+    // settings we rely on; above all insert_deduplication_token, or a later insert
+    // without a token would be dropped as a duplicate of the last flushed batch.
+    const client = createClient({ connection, clickhouse_settings: { insert_deduplication_token: '' } });
+    const endpoint = options.serve ? await serveEmbedded(client, config.dataDir) : undefined;
     return {
       client,
       database: config.clickhouseDatabase,
       kind: 'embedded',
       close: async () => {
+        await endpoint?.close();
         await client.close();
         unlock();
       },

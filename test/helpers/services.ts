@@ -78,7 +78,7 @@ export async function testClickHouse(): Promise<TestClickHouse> {
     stopContainer = () => c.stop();
   }
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'event-lens-ch-'));
-  const ch = openClickHouse({ clickhouseUrl: url, dataDir, clickhouseDatabase: database });
+  const ch = await openClickHouse({ clickhouseUrl: url, dataDir, clickhouseDatabase: database });
   await migrate(ch, { retentionDays: 0 });
   return {
     ch,

@@ -104,7 +104,7 @@ describe('event-lens CLI', () => {
 
   it('explains which process owns the embedded data directory instead of failing obscurely', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'event-lens-owned-'));
-    const ch = openClickHouse({ clickhouseUrl: undefined, dataDir: dir, clickhouseDatabase: 'x' });
+    const ch = await openClickHouse({ clickhouseUrl: undefined, dataDir: dir, clickhouseDatabase: 'x' });
     try {
       const r = await cli(['query', 'SELECT 1'], { EVENT_LENS_DATA_DIR: dir });
       expect(r.code).toBe(1);

@@ -1,0 +1,117 @@
+/**
+ * A loopback HTTP endpoint that speaks enough of ClickHouse's HTTP interface
+ * for @clickhouse/client, served by the process that owns an embedded chDB
+ * data directory. Other processes (`query`, `status`, more workers) find its
+ * URL in `<dataDir>/endpoint.json` and simply use it as CLICKHOUSE_URL, so a
+ * directory is never opened by two engines and nobody meets a lock error.
+ *
+ * Supported: POST with the SQL in the body (queries and commands), POST with
+ * `?query=INSERT … FORMAT X` and the data in the body (inserts), `param_<name>`
+ * query parameters, ClickHouse settings as URL parameters, and GET /ping.
+ * It listens on 127.0.0.1 only and accepts no credentials: it is a local
+ * socket of the owning process, not a network service.
+ */
+import { writeFileSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import type { ClickHouseClient } from '@clickhouse/client';
+
+/** URL parameters that are part of the protocol, not settings. */
+const PROTOCOL_PARAMS = new Set(['query', 'database', 'query_id', 'session_id', 'session_timeout', 'session_check', 'default_format', 'user', 'password', 'role']);
+/** Settings the embedded engine must not receive from a client (compression is not offered). */
+const DROPPED_SETTINGS = new Set(['enable_http_compression', 'http_zlib_compression_level', 'wait_end_of_query', 'send_progress_in_http_headers']);
+
+export interface EndpointInfo {
+  url: string;
+  pid: number;
+}
+
+export const ENDPOINT_FILE = 'endpoint.json';
+
+/** The endpoint advertised in a data directory, if its process is alive. */
+export function readEndpoint(dataDir: string): EndpointInfo | undefined {
+  try {
+    const info = JSON.parse(readFileSync(path.join(dataDir, ENDPOINT_FILE), 'utf8')) as EndpointInfo;
+    process.kill(info.pid, 0);
+    return info;
+  } catch {
+    return undefined;
+  }
+}
+
+function errorBody(err: unknown): { status: number; code: string; text: string } {
+  const e = err as { code?: unknown; type?: unknown; message?: unknown };
+  const code = typeof e.code === 'string' && /^\d+$/.test(e.code) ? e.code : '1002';
+  const type = typeof e.type === 'string' ? e.type : 'UNKNOWN_EXCEPTION';
+  const message = String(e.message ?? err).replace(/\s+$/, '');
+  return { status: 500, code, text: `Code: ${code}. DB::Exception: ${message} (${type})\n` };
+}
+
+/** Serves the embedded engine to other local processes and advertises it in the data directory. */
+export async function serveEmbedded(client: ClickHouseClient, dataDir: string): Promise<{ url: string; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    void handle(client, req, res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const file = path.join(dataDir, ENDPOINT_FILE);
+  writeFileSync(file, JSON.stringify({ url, pid: process.pid } satisfies EndpointInfo));
+  return {
+    url,
+    close: async () => {
+      rmSync(file, { force: true });
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function handle(client: ClickHouseClient, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  if (url.pathname === '/ping') {
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('Ok.\n');
+    return;
+  }
+  if ((req.headers['content-type'] ?? '').startsWith('multipart/')) {
+    res.writeHead(400).end('Code: 1002. DB::Exception: multipart query parameters are not supported by the embedded endpoint (BAD_ARGUMENTS)\n');
+    return;
+  }
+  const queryParams: Record<string, string> = {};
+  const settings: Record<string, string> = {};
+  for (const [key, value] of url.searchParams) {
+    if (key.startsWith('param_')) queryParams[key.slice(6)] = value;
+    else if (!PROTOCOL_PARAMS.has(key) && !DROPPED_SETTINGS.has(key)) settings[key] = value;
+  }
+  const queryId = url.searchParams.get('query_id') ?? crypto.randomUUID();
+  try {
+    const body = await readBody(req);
+    const inUrl = url.searchParams.get('query');
+    const { Readable } = await import('node:stream');
+    const result = await client.exec({
+      query: inUrl ?? body.toString('utf8'),
+      ...(inUrl !== null ? { values: Readable.from([body], { objectMode: false }) } : {}),
+      query_params: queryParams,
+      clickhouse_settings: settings,
+      query_id: queryId,
+    });
+    res.writeHead(200, {
+      'content-type': 'text/plain; charset=UTF-8',
+      'x-clickhouse-query-id': queryId,
+      'x-clickhouse-summary': JSON.stringify(result.summary ?? {}),
+    });
+    result.stream.pipe(res);
+  } catch (err) {
+    const e = errorBody(err);
+    res.writeHead(e.status, { 'content-type': 'text/plain', 'x-clickhouse-exception-code': e.code, 'x-clickhouse-query-id': queryId }).end(e.text);
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The embedded engine: the settings-leak guard, and the loopback endpoint
+ * through which other processes use a directory a worker owns.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openClickHouse, queryRows, type ClickHouse } from '../../../src/clickhouse/client.ts';
+import { readEndpoint } from '../../../src/clickhouse/embedded-endpoint.ts';
+
+let dir: string;
+let owner: ClickHouse;
+let shared: ClickHouse;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'event-lens-embedded-'));
+  owner = await openClickHouse({ clickhouseUrl: undefined, dataDir: dir, clickhouseDatabase: 'emb' }, { serve: true });
+  await owner.client.command({ query: 'CREATE DATABASE IF NOT EXISTS emb' });
+  await owner.client.command({
+    query: 'CREATE TABLE emb.t (id String, v UInt32) ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 100',
+  });
+  shared = await openClickHouse({ clickhouseUrl: undefined, dataDir: dir, clickhouseDatabase: 'emb' });
+});
+afterAll(async () => {
+  await shared.close();
+  await owner.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const insert = async (ch: ClickHouse, rows: string, token?: string): Promise<void> => {
+  const r = await ch.client.exec({
+    query: 'INSERT INTO emb.t FORMAT JSONEachRow',
+    values: Readable.from([Buffer.from(rows)], { objectMode: false }),
+    ...(token ? { clickhouse_settings: { insert_deduplication_token: token } } : {}),
+  });
+  r.stream.resume();
+};
+const ids = async (ch: ClickHouse): Promise<string[]> =>
+  (await queryRows<{ id: string }>(ch, 'SELECT id FROM emb.t ORDER BY id')).map((r) => r.id);
+
+describe('embedded ClickHouse', () => {
+  it('does not carry one insert\'s dedup token into the next insert', async () => {
+    await insert(owner, '{"id":"a","v":1}', 'token-1');
+    await insert(owner, '{"id":"a","v":1}', 'token-1');
+    await insert(owner, '{"id":"b","v":2}');
+    expect(await ids(owner)).toEqual(['a', 'b']);
+  });
+
+  it('lets a second opener in the same directory use the owner\'s endpoint instead of failing', async () => {
+    expect(shared.kind).toBe('shared');
+    expect(readEndpoint(dir)?.pid).toBe(process.pid);
+    expect(await queryRows(shared, 'SELECT {x:UInt32} * 2 AS y', { x: 21 })).toEqual([{ y: 42 }]);
+  });
+
+  it('inserts through the endpoint, with dedup tokens honoured', async () => {
+    await insert(shared, '{"id":"c","v":3}', 'token-2');
+    await insert(shared, '{"id":"c","v":3}', 'token-2');
+    await shared.client.insert({ table: 'emb.t', values: [{ id: 'd', v: 4 }], format: 'JSONEachRow' });
+    expect(await ids(shared)).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('returns ClickHouse errors through the endpoint with their code and type', async () => {
+    const error = (await shared.client.query({ query: 'SELECT nope FROM emb.t', format: 'JSONEachRow' }).catch((e: unknown) => e)) as {
+      type?: string;
+      message: string;
+    };
+    expect(error.type).toBe('UNKNOWN_IDENTIFIER');
+    expect(error.message).toContain('nope');
+  });
+
+  it('answers ping through the endpoint', async () => {
+    expect((await shared.client.ping()).success).toBe(true);
+  });
+});
