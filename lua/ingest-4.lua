@@ -11,7 +11,7 @@
 
   KEYS[1]  due    ZSET  session member -> buffer time (ms) to sweep it next
   KEYS[2]  ready  LIST  finished rows (JSON objects) awaiting insert
-  KEYS[3]  stats  HASH  shard counters (accepted, duplicate, late)
+  KEYS[3]  stats  HASH  shard counters (accepted, duplicate, late, held)
   KEYS[4]  seen   ZSET  "<len>:<projectId><id>" of events without a session -> arrival (ms)
   KEYS[5+3(i-1)], KEYS[6+3(i-1)], KEYS[7+3(i-1)]  z, h, p of session i (see includes/session.lua)
   Event ids must not contain '\t', '#' or '>' (the worker validates them).
@@ -37,7 +37,7 @@ local sessionless = tonumber(ARGV[7])
 if #KEYS ~= 4 + 3 * sessions then return -1 end
 
 local due, ready, stats, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local accepted, duplicates, late = 0, 0, 0
+local accepted, duplicates, late, held = 0, 0, 0, 0
 local a = 8
 
 for i = 1, sessions do
@@ -62,11 +62,13 @@ for i = 1, sessions do
         redis.call('HSET', h, id, 'o')
       elseif kind == 'e' then
         redis.call('HSET', h, id, 'E', '>' .. id, payload)
+        held = held + 1
         -- its figures depend only on earlier events: settled on arrival
         redis.call('ZADD', p, now + GRACE, m)
         noteSessionEnd(z, h, t, m, now)
       else
         redis.call('HSET', h, id, 'V', '>' .. id, payload)
+        held = held + 1
         schedule(z, p, m, t, now)
       end
       -- the nearest earlier boundary, if it is a held screen_view, may now
@@ -114,4 +116,5 @@ end
 if accepted > 0 then redis.call('HINCRBY', stats, 'accepted', accepted) end
 if duplicates > 0 then redis.call('HINCRBY', stats, 'duplicate', duplicates) end
 if late > 0 then redis.call('HINCRBY', stats, 'late', late) end
+if held > 0 then redis.call('HINCRBY', stats, 'held', held) end
 return { accepted, duplicates, late }

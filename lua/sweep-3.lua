@@ -9,7 +9,7 @@
 
   KEYS[1]  due    ZSET  session member -> buffer time (ms) to sweep it next
   KEYS[2]  ready  LIST  finished rows awaiting insert
-  KEYS[3]  stats  HASH  shard counters (emitted, finalised)
+  KEYS[3]  stats  HASH  shard counters (emitted, finalised, held)
   KEYS[4+3(i-1)], KEYS[5+3(i-1)], KEYS[6+3(i-1)]  z, h, p of session i
 
   ARGV[1]  now               buffer clock, epoch ms
@@ -73,6 +73,9 @@ for i = 1, sessions do
   end
 end
 
-if emitted > 0 then redis.call('HINCRBY', stats, 'emitted', emitted) end
+if emitted > 0 then
+  redis.call('HINCRBY', stats, 'emitted', emitted)
+  redis.call('HINCRBY', stats, 'held', -emitted)
+end
 if finalised > 0 then redis.call('HINCRBY', stats, 'finalised', finalised) end
 return { emitted, finalised }

@@ -58,6 +58,8 @@ export interface Config {
   sweepIntervalMs: number;
   /** Deadline of the final flush on SIGTERM. @defaultValue 30 000 */
   shutdownTimeoutMs: number;
+  /** BullMQ job lock: a job of a killed worker is retried after about this long. @defaultValue 30 000 */
+  workerLockMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -149,6 +151,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     leaseMs: r.int('LEASE_MS', 15_000, 1_000, 600_000),
     sweepIntervalMs: r.int('SWEEP_INTERVAL_MS', 250, 10, 60_000),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 30_000, 0, 3_600_000),
+    workerLockMs: r.int('WORKER_LOCK_MS', 30_000, 1_000, 600_000),
     logLevel: r.string('LOG_LEVEL', 'info', new RegExp(`^(${LOG_LEVELS.join('|')})$`), `one of ${LOG_LEVELS.join(', ')}`),
   };
   if (config.bufferTtlMs < sessionTimeoutMs + graceMs) {

@@ -60,6 +60,16 @@ export interface SessionView {
   events: HeldEventView[];
 }
 
+export interface ShardBacklog {
+  shard: number;
+  ready: number;
+  inBatch: number;
+  heldSessions: number;
+  dead: number;
+  /** Buffer time at which the shard's earliest session is due for a sweep, or null. */
+  nextDueAt: number | null;
+}
+
 interface ShardGroup {
   sessions: Map<string, NormalizedEvent[]>;
   sessionless: NormalizedEvent[];
@@ -166,21 +176,26 @@ export class SessionBuffer {
     return this.keys.shard(shard);
   }
 
-  /** Rows waiting in ready lists and unacknowledged batches, per shard. */
-  async backlog(): Promise<{ shard: number; ready: number; inBatch: number; heldSessions: number }[]> {
+  /** Per shard: rows in the ready list and in the unacknowledged batch, held sessions, dead letters, and the earliest due time. */
+  async backlog(): Promise<ShardBacklog[]> {
     const pipeline = this.redis.pipeline();
     for (let shard = 0; shard < this.settings.bufferShards; shard += 1) {
       const sk = this.keys.shard(shard);
-      pipeline.llen(sk.ready).llen(sk.batch).zcard(sk.due);
+      pipeline.llen(sk.ready).llen(sk.batch).zcard(sk.due).llen(sk.dead).zrange(sk.due, '0', '0', 'WITHSCORES');
     }
     const replies = (await pipeline.exec()) ?? [];
     const value = (i: number): number => Number(replies[i]?.[1] ?? 0);
-    return Array.from({ length: this.settings.bufferShards }, (_, shard) => ({
-      shard,
-      ready: value(3 * shard),
-      inBatch: value(3 * shard + 1),
-      heldSessions: value(3 * shard + 2),
-    }));
+    return Array.from({ length: this.settings.bufferShards }, (_, shard) => {
+      const first = (replies[5 * shard + 4]?.[1] ?? []) as string[];
+      return {
+        shard,
+        ready: value(5 * shard),
+        inBatch: value(5 * shard + 1),
+        heldSessions: value(5 * shard + 2),
+        dead: value(5 * shard + 3),
+        nextDueAt: first[1] === undefined ? null : Number(first[1]),
+      };
+    });
   }
 
   /** Shard counters summed over all shards. */

@@ -13,6 +13,7 @@ import { err } from './output.ts';
 import { registerQuery } from './query.ts';
 import { registerReplay } from './replay.ts';
 import { registerStatus } from './status.ts';
+import { registerWorker } from './worker.ts';
 
 const program = new Command('event-lens')
   .description('Event Lens: BullMQ in, Redis Lua session buffer with page durations, ClickHouse out')
@@ -25,6 +26,7 @@ registerMigrate(program);
 registerStatus(program);
 registerDemo(program);
 registerBench(program);
+registerWorker(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import readline from 'node:readline';
 import type { Command } from 'commander';
 import { loadConfig } from '../config.ts';
+import { enqueueStream } from '../replay/enqueue.ts';
 import { replay, type ClockKind } from '../replay/replay.ts';
 import { openPipeline } from './context.ts';
 import { err, out } from './output.ts';
@@ -13,15 +14,21 @@ export function registerReplay(program: Command): void {
     .argument('<file>', 'NDJSON file, or - for standard input')
     .option('--clock <clock>', 'buffer clock: event (advances with createdAt, deterministic) or wall', 'event')
     .option('--drain', 'at end of input finalise every held session and wait until every row is in ClickHouse', false)
-    .action(async (file: string, opts: { clock: string; drain: boolean }) => {
+    .option('--enqueue', 'send the stream through the producer to running workers (batch jobs) instead of processing it here', false)
+    .action(async (file: string, opts: { clock: string; drain: boolean; enqueue: boolean }) => {
       if (opts.clock !== 'event' && opts.clock !== 'wall') {
         throw new Error(`--clock ${JSON.stringify(opts.clock)}: expected event or wall`);
       }
       const config = loadConfig(process.env);
+      const input = file === '-' ? process.stdin : createReadStream(file, 'utf8');
+      const lines = readline.createInterface({ input, crlfDelay: Infinity });
+      if (opts.enqueue) {
+        const s = await enqueueStream(lines, config, (line, reason) => err(`line ${line}: ${reason}`));
+        out(`replay: read=${s.read} enqueued=${s.enqueued} rejected=${s.rejected} jobs=${s.jobs} seconds=${s.seconds.toFixed(2)}`);
+        return;
+      }
       const pipeline = await openPipeline(config);
       try {
-        const input = file === '-' ? process.stdin : createReadStream(file, 'utf8');
-        const lines = readline.createInterface({ input, crlfDelay: Infinity });
         const s = await replay(lines, pipeline.buffer, pipeline.flusher, {
           clock: opts.clock as ClockKind,
           drain: opts.drain,

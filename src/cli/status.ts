@@ -1,4 +1,6 @@
+import { Queue } from 'bullmq';
 import type { Command } from 'commander';
+import type { Redis } from 'ioredis';
 import { SessionBuffer } from '../buffer/session-buffer.ts';
 import { loadConfig } from '../config.ts';
 import { connectRedis } from '../ops/redis.ts';
@@ -7,7 +9,7 @@ import { out, table } from './output.ts';
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .description('show the buffer: held sessions and backlog per shard, counters; or one session\'s held events')
+    .description('show the queue, the buffer per shard (held sessions, backlog, dead letters, lease owner) and counters; or one session\'s held events')
     .option('--session <projectId/sessionId>', "print one session's held events and their state as JSON (live view)")
     .option('--json', 'print JSON', false)
     .action(async (opts: { session?: string; json: boolean }) => {
@@ -20,16 +22,50 @@ export function registerStatus(program: Command): void {
           out(JSON.stringify(await buffer.sessionView(projectId, sessionId), null, 2));
           return;
         }
-        const [backlog, stats] = await Promise.all([buffer.backlog(), buffer.stats()]);
+        const queue = new Queue(config.queueName, { connection: { url: config.redisUrl }, prefix: config.queuePrefix });
+        const [backlog, stats, jobs, leases] = await Promise.all([
+          buffer.backlog(),
+          buffer.stats(),
+          queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed').finally(() => queue.close()),
+          readLeases(redis, buffer),
+        ]);
+        const shards = backlog.map((b, i) => ({ ...b, leaseOwner: leases[i]?.owner ?? null, leaseTtlMs: leases[i]?.ttlMs ?? null }));
         if (opts.json) {
-          out(JSON.stringify({ shards: backlog, counters: stats }));
+          out(JSON.stringify({ queue: { name: config.queueName, ...jobs }, shards, counters: stats }));
           return;
         }
-        out(table(backlog.map((b) => ({ shard: b.shard, held_sessions: b.heldSessions, ready_rows: b.ready, batch_rows: b.inBatch }))));
+        out(`queue ${config.queueName}: ${Object.entries(jobs).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+        out('');
+        out(
+          table(
+            shards.map((b) => ({
+              shard: b.shard,
+              held_sessions: b.heldSessions,
+              ready_rows: b.ready,
+              batch_rows: b.inBatch,
+              dead_letters: b.dead,
+              lease: b.leaseOwner ?? '',
+            })),
+          ),
+        );
         out('');
         out(Object.entries(stats).map(([k, v]) => `${k}=${v}`).join(' ') || 'no counters yet');
       } finally {
         redis.disconnect();
       }
     });
+}
+
+async function readLeases(redis: Redis, buffer: SessionBuffer): Promise<{ owner: string | null; ttlMs: number | null }[]> {
+  const pipeline = redis.pipeline();
+  for (let shard = 0; shard < buffer.settings.bufferShards; shard += 1) {
+    const lease = buffer.shardKeys(shard).lease;
+    pipeline.get(lease).pttl(lease);
+  }
+  const replies = (await pipeline.exec()) ?? [];
+  return Array.from({ length: buffer.settings.bufferShards }, (_, shard) => {
+    const owner = (replies[2 * shard]?.[1] ?? null) as string | null;
+    const ttl = Number(replies[2 * shard + 1]?.[1] ?? -2);
+    return { owner, ttlMs: owner === null ? null : ttl };
+  });
 }

@@ -1,0 +1,84 @@
+import type { Command } from 'commander';
+import { SessionBuffer } from '../buffer/session-buffer.ts';
+import { observeScripts } from '../buffer/scripts.ts';
+import { openClickHouse, type ClickHouse } from '../clickhouse/client.ts';
+import { migrate } from '../clickhouse/migrate.ts';
+import { loadConfig, redactUrl } from '../config.ts';
+import { Flusher } from '../flush/flusher.ts';
+import { createLogger } from '../ops/log.ts';
+import { Metrics, serveHealth } from '../ops/metrics.ts';
+import { connectRedis } from '../ops/redis.ts';
+import { checkRedisSafety } from '../ops/redis-safety.ts';
+import { WorkerService, type Role } from '../queue/worker-service.ts';
+import { flusherOwner } from './context.ts';
+
+export function registerWorker(program: Command): void {
+  program
+    .command('worker')
+    .description('consume BullMQ jobs into the session buffer, sweep, and flush to ClickHouse (stop with SIGTERM)')
+    .option('--role <role>', 'all: everything; ingest: jobs + sweeping; flush: sweeping + ClickHouse inserts', 'all')
+    .option('--concurrency <n>', 'jobs processed at once (WORKER_CONCURRENCY)', (v) => Number(v))
+    .option('--allow-eviction', 'run even if Redis may evict keys (loses events under memory pressure)', false)
+    .action(async (opts: { role: string; concurrency?: number; allowEviction: boolean }) => {
+      if (!['all', 'ingest', 'flush'].includes(opts.role)) throw new Error(`--role ${JSON.stringify(opts.role)}: expected all, ingest or flush`);
+      const role = opts.role as Role;
+      const base = loadConfig(process.env);
+      const config = opts.concurrency ? { ...base, workerConcurrency: opts.concurrency } : base;
+      const log = createLogger(config.logLevel).child({ component: 'worker', role });
+      const metrics = new Metrics();
+      observeScripts((script, seconds) => metrics.scriptSeconds.observe({ script }, seconds));
+
+      const redis = await connectRedis(config.redisUrl);
+      await checkRedisSafety(redis, { allowEviction: opts.allowEviction, log });
+      let ch: ClickHouse | undefined;
+      if (role !== 'ingest') {
+        ch = await openClickHouse(config, { serve: true });
+        await migrate(ch, { retentionDays: config.retentionDays });
+      }
+      const buffer = new SessionBuffer(redis, config);
+      const flusher = ch
+        ? new Flusher(redis, buffer, ch, {
+            owner: flusherOwner(),
+            leaseMs: config.leaseMs,
+            flushMaxRows: config.flushMaxRows,
+            flushMaxBytes: config.flushMaxBytes,
+            flushIntervalMs: config.flushIntervalMs,
+            metrics,
+          })
+        : undefined;
+      const service = new WorkerService({ config, role, buffer, ...(flusher ? { flusher } : {}), metrics, log, redisUrl: config.redisUrl });
+      const health =
+        config.metricsPort > 0
+          ? await serveHealth(metrics, config.metricsPort, async () => {
+              if (service.state === 'stopping' || service.state === 'stopped') return false;
+              await redis.ping();
+              return ch ? (await ch.client.ping()).success : true;
+            })
+          : undefined;
+      await service.start();
+      log.info(
+        { redis: redactUrl(config.redisUrl), clickhouse: ch?.kind ?? 'none', metrics: health?.url, concurrency: config.workerConcurrency, shards: config.bufferShards },
+        'worker started',
+      );
+
+      let signals = 0;
+      await new Promise<void>((resolve) => {
+        const onSignal = (signal: NodeJS.Signals): void => {
+          signals += 1;
+          if (signals > 1) {
+            log.warn({ signal }, 'second signal: exiting now');
+            process.exit(1);
+          }
+          log.info({ signal, deadlineMs: config.shutdownTimeoutMs }, 'shutting down');
+          resolve();
+        };
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
+      });
+      const result = await service.stop();
+      await health?.close();
+      await ch?.close();
+      redis.disconnect();
+      log.info(result, 'worker stopped');
+    });
+}

@@ -1,0 +1,232 @@
+/**
+ * The worker process: BullMQ jobs in, session buffer, sweeper, flusher.
+ *
+ * States (asserted on every transition):
+ *
+ *   created --start--> running --backlog > high watermark--> paused
+ *   paused  --backlog < low watermark--> running
+ *   running | paused --stop--> stopping --> stopped
+ *
+ * Roles: `ingest` consumes jobs and sweeps; `flush` sweeps and flushes
+ * (leasing shards); `all` does everything. Sweeping is safe in any number of
+ * processes: every sweep is an atomic script that re-checks what is due.
+ *
+ * Crash (kill -9): jobs being processed keep their BullMQ lock until it
+ * expires (WORKER_LOCK_MS), then another worker retries them; event ids make
+ * the retry a no-op for events already in the buffer. Held sessions and ready
+ * rows are in Redis; leases expire and other flushers take the shards.
+ *
+ * Shutdown (stop): stop taking jobs and wait for the active ones, stop the
+ * sweeper, flush what this process can lease until the deadline, release the
+ * leases. Held sessions are never finalised early: they stay in Redis for the
+ * other replicas or the next start.
+ */
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { SessionBuffer } from '../buffer/session-buffer.ts';
+import type { Config } from '../config.ts';
+import { ValidationError } from '../errors.ts';
+import { normalizeEvent, type NormalizedEvent } from '../event/normalize.ts';
+import type { Flusher } from '../flush/flusher.ts';
+import type { Logger } from '../ops/log.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import { JOB_BATCH, JOB_EVENT, type JobResult } from './jobs.ts';
+
+export type Role = 'all' | 'ingest' | 'flush';
+export type WorkerState = 'created' | 'running' | 'paused' | 'stopping' | 'stopped';
+
+const TRANSITIONS: Record<WorkerState, readonly WorkerState[]> = {
+  created: ['running', 'stopping'],
+  running: ['paused', 'stopping'],
+  paused: ['running', 'stopping'],
+  stopping: ['stopped'],
+  stopped: [],
+};
+
+export interface WorkerServiceDeps {
+  config: Config;
+  role: Role;
+  buffer: SessionBuffer;
+  /** Required for roles `all` and `flush`. */
+  flusher?: Flusher;
+  metrics: Metrics;
+  log: Logger;
+  /** BullMQ connection URL (the worker opens its own blocking connections). */
+  redisUrl: string;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A job's id for an event that came without one: stable across retries of the job. */
+function fallbackId(job: Job, index: number): () => string {
+  return () => `job-${String(job.id).replace(/[^A-Za-z0-9._:-]/g, '_').slice(0, 40)}-${index}`;
+}
+
+export class WorkerService {
+  private stateValue: WorkerState = 'created';
+  private bull: Worker | undefined;
+  private loops: Promise<void>[] = [];
+  private lastBacklog = 0;
+
+  constructor(private readonly deps: WorkerServiceDeps) {
+    if (deps.role !== 'ingest' && !deps.flusher) throw new Error(`role ${deps.role} needs a flusher`);
+  }
+
+  get state(): WorkerState {
+    return this.stateValue;
+  }
+
+  /** Rows waiting for ClickHouse at the last backlog check. */
+  get backlogRows(): number {
+    return this.lastBacklog;
+  }
+
+  private transition(to: WorkerState): void {
+    const from = this.stateValue;
+    if (!TRANSITIONS[from].includes(to)) throw new Error(`worker state: ${from} -> ${to} is not a transition`);
+    this.stateValue = to;
+    this.deps.log.info({ from, to }, 'worker state');
+  }
+
+  private get active(): boolean {
+    return this.stateValue === 'running' || this.stateValue === 'paused';
+  }
+
+  async start(): Promise<void> {
+    const { config, role } = this.deps;
+    this.transition('running');
+    if (role !== 'flush') {
+      this.bull = new Worker(config.queueName, (job) => this.process(job), {
+        connection: { url: this.deps.redisUrl, maxRetriesPerRequest: null },
+        prefix: config.queuePrefix,
+        concurrency: config.workerConcurrency,
+        lockDuration: config.workerLockMs,
+        stalledInterval: Math.max(1_000, Math.floor(config.workerLockMs / 2)),
+      });
+      this.bull.on('failed', (job, err) => {
+        this.deps.log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, error: err.message.slice(0, 300) }, 'job failed');
+      });
+      this.bull.on('error', (err) => this.deps.log.error({ error: err.message }, 'queue error'));
+    }
+    this.loops.push(this.every(config.sweepIntervalMs, () => this.sweepAndCheck(), 'sweep'));
+    if (role !== 'ingest') this.loops.push(this.every(Math.min(config.flushIntervalMs, 250), () => this.flushOnce(), 'flush'));
+  }
+
+  /** Runs fn every intervalMs while the service is active; errors are logged and retried. */
+  private async every(intervalMs: number, fn: () => Promise<void>, name: string): Promise<void> {
+    let failures = 0;
+    while (this.active) {
+      try {
+        await fn();
+        failures = 0;
+      } catch (err) {
+        failures += 1;
+        this.deps.log.error({ loop: name, failures, error: (err as Error).message.slice(0, 300) }, 'loop iteration failed');
+      }
+      await sleep(failures > 0 ? Math.min(intervalMs * 2 ** failures, 10_000) : intervalMs);
+    }
+  }
+
+  /** One job: validate every event, ingest the valid ones in one call per shard. */
+  async process(job: Job): Promise<JobResult> {
+    const { metrics, config, buffer } = this.deps;
+    let raw: unknown[];
+    if (job.name === JOB_EVENT) raw = [(job.data as { event?: unknown }).event];
+    else if (job.name === JOB_BATCH && Array.isArray((job.data as { events?: unknown }).events)) raw = (job.data as { events: unknown[] }).events;
+    else throw new UnrecoverableError(`job ${String(job.id)}: expected an "event" job with data.event or a "batch" job with data.events[]`);
+
+    const valid: NormalizedEvent[] = [];
+    const rejected: JobResult['rejected'] = [];
+    raw.forEach((event, index) => {
+      try {
+        valid.push(normalizeEvent(event, { receivedAtMs: job.timestamp, maxFutureMs: config.maxFutureMs }, fallbackId(job, index)));
+      } catch (err) {
+        if (!(err instanceof ValidationError)) throw err;
+        rejected.push({ index, reason: err.message });
+      }
+    });
+    metrics.eventsRejected.inc(rejected.length);
+    if (job.name === JOB_EVENT && rejected[0]) throw new UnrecoverableError(rejected[0].reason);
+    if (rejected.length > 0) this.deps.log.warn({ jobId: job.id, rejected: rejected.length, first: rejected[0]?.reason }, 'batch had invalid events');
+
+    const result = valid.length > 0 ? await buffer.ingest(valid, Date.now()) : { accepted: 0, duplicates: 0, late: 0 };
+    metrics.eventsIngested.inc(result.accepted);
+    metrics.eventsDuplicate.inc(result.duplicates);
+    metrics.eventsLate.inc(result.late);
+    return { ...result, rejected };
+  }
+
+  private async sweepAndCheck(): Promise<void> {
+    const { buffer, metrics, config, log } = this.deps;
+    const now = Date.now();
+    const swept = await buffer.sweep(now);
+    metrics.rowsEmitted.inc(swept.emitted);
+    metrics.sessionsFinalised.inc(swept.finalised);
+
+    const backlog = await buffer.backlog();
+    let rows = 0;
+    let sessions = 0;
+    let lag = 0;
+    for (const b of backlog) {
+      rows += b.ready + b.inBatch;
+      sessions += b.heldSessions;
+      if (b.nextDueAt !== null) lag = Math.max(lag, now - b.nextDueAt);
+      metrics.backlogRows.set({ shard: String(b.shard) }, b.ready + b.inBatch);
+    }
+    metrics.heldSessions.set(sessions);
+    metrics.heldEvents.set((await buffer.stats()).held ?? 0);
+    metrics.sweepLagSeconds.set(lag / 1000);
+    this.lastBacklog = rows;
+
+    if (!this.bull) return;
+    if (this.stateValue === 'running' && rows >= config.backlogHighWatermark) {
+      this.transition('paused');
+      await this.bull.pause(true);
+      metrics.backpressure.set(1);
+      log.warn({ backlogRows: rows, highWatermark: config.backlogHighWatermark }, 'backpressure: stopped taking jobs');
+    } else if (this.stateValue === 'paused' && rows <= config.backlogLowWatermark) {
+      this.transition('running');
+      this.bull.resume();
+      metrics.backpressure.set(0);
+      log.info({ backlogRows: rows, lowWatermark: config.backlogLowWatermark }, 'backpressure released: taking jobs again');
+    }
+  }
+
+  private async flushOnce(): Promise<void> {
+    await this.deps.flusher?.tick();
+  }
+
+  /** Graceful stop: finish active jobs, flush what can be leased until the deadline, release leases. */
+  async stop(deadlineMs = this.deps.config.shutdownTimeoutMs): Promise<{ flushedRows: number; timedOut: boolean }> {
+    if (!this.active && this.stateValue !== 'created') return { flushedRows: 0, timedOut: false };
+    const deadline = Date.now() + deadlineMs;
+    this.transition('stopping');
+    await this.bull?.close();
+    await Promise.all(this.loops);
+    let flushedRows = 0;
+    let timedOut = false;
+    const flusher = this.deps.flusher;
+    if (flusher) {
+      const flushAll = (async () => {
+        for (;;) {
+          const { rows } = await flusher.tick(true);
+          flushedRows += rows;
+          if (rows === 0) return;
+        }
+      })();
+      const remaining = Math.max(0, deadline - Date.now());
+      let timer: NodeJS.Timeout | undefined;
+      timedOut = await Promise.race([
+        flushAll.then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), remaining);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) this.deps.log.warn({ deadlineMs }, 'shutdown flush deadline passed; the rest stays in Redis for the next flusher');
+      await flusher.release();
+    }
+    this.transition('stopped');
+    return { flushedRows, timedOut };
+  }
+}
+

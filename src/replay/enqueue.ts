@@ -1,0 +1,63 @@
+/**
+ * `replay --enqueue`: sends an NDJSON stream to running workers through the
+ * producer, as batch jobs of MAX_BATCH_EVENTS. Lines that are not JSON objects
+ * are reported here; everything else is validated by the workers (an invalid
+ * event is reported in its batch job's result, by index).
+ */
+import type { Config } from '../config.ts';
+import { MAX_BATCH_EVENTS } from '../queue/jobs.ts';
+import { Producer } from '../queue/producer.ts';
+
+export interface EnqueueSummary {
+  read: number;
+  enqueued: number;
+  rejected: number;
+  jobs: number;
+  seconds: number;
+}
+
+export async function enqueueStream(
+  lines: AsyncIterable<string>,
+  config: Pick<Config, 'redisUrl' | 'queueName' | 'queuePrefix'>,
+  onInvalid: (line: number, reason: string) => void,
+): Promise<EnqueueSummary> {
+  const started = performance.now();
+  const producer = new Producer({ redisUrl: config.redisUrl, queueName: config.queueName, prefix: config.queuePrefix });
+  const s: EnqueueSummary = { read: 0, enqueued: 0, rejected: 0, jobs: 0, seconds: 0 };
+  let batch: Record<string, unknown>[] = [];
+  const send = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    await producer.enqueueBatch(batch);
+    s.enqueued += batch.length;
+    s.jobs += 1;
+    batch = [];
+  };
+  try {
+    let lineNo = 0;
+    for await (const line of lines) {
+      lineNo += 1;
+      if (line.trim() === '') continue;
+      s.read += 1;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch (e) {
+        s.rejected += 1;
+        onInvalid(lineNo, `event: must be valid JSON (${(e as Error).message})`);
+        continue;
+      }
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        s.rejected += 1;
+        onInvalid(lineNo, 'event: must be a JSON object');
+        continue;
+      }
+      batch.push(value as Record<string, unknown>);
+      if (batch.length >= MAX_BATCH_EVENTS) await send();
+    }
+    await send();
+  } finally {
+    await producer.close();
+  }
+  s.seconds = (performance.now() - started) / 1000;
+  return s;
+}
