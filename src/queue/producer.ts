@@ -22,6 +22,8 @@ export interface ProducerOptions {
   prefix?: string;
   /** Failed jobs kept for inspection. @defaultValue 10 000 */
   keepFailed?: number;
+  /** Completed jobs kept (with their results: counts and rejected events by index). @defaultValue 0 */
+  keepCompleted?: number;
 }
 
 export const DEFAULT_JOB_OPTIONS: JobsOptions = {
@@ -31,13 +33,15 @@ export const DEFAULT_JOB_OPTIONS: JobsOptions = {
   removeOnFail: { count: 10_000 },
 };
 
-type IncomingEvent = Record<string, unknown> & { id?: unknown };
+/** An event as the ingestion API received it (validated by the worker, DESIGN §1). */
+export type IncomingEvent = object;
 
-function withId(event: IncomingEvent): IncomingEvent {
+function withId(event: IncomingEvent): Record<string, unknown> {
   if (event === null || typeof event !== 'object' || Array.isArray(event)) {
     throw new TypeError('an event must be a JSON object');
   }
-  return event.id === undefined ? { ...event, id: ulid() } : event;
+  const e = event as Record<string, unknown>;
+  return e.id === undefined ? { ...e, id: ulid() } : e;
 }
 
 export class Producer {
@@ -47,7 +51,11 @@ export class Producer {
     this.queue = new Queue(options.queueName ?? 'events', {
       connection: { url: options.redisUrl },
       prefix: options.prefix ?? 'bull',
-      defaultJobOptions: { ...DEFAULT_JOB_OPTIONS, removeOnFail: { count: options.keepFailed ?? 10_000 } },
+      defaultJobOptions: {
+        ...DEFAULT_JOB_OPTIONS,
+        removeOnFail: { count: options.keepFailed ?? 10_000 },
+        removeOnComplete: options.keepCompleted ? { count: options.keepCompleted } : true,
+      },
     });
   }
 

@@ -1,0 +1,217 @@
+/**
+ * The worker service in-process, against a real redis-server and embedded
+ * ClickHouse: several workers on one queue, invalid input, retries,
+ * backpressure, the eviction check and graceful shutdown.
+ */
+import { Queue } from 'bullmq';
+import { afterEach, describe, expect, it } from 'vitest';
+import { computeSessionRows, type SessionEvent } from '../../../src/buffer/durations.ts';
+import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
+import { queryRows } from '../../../src/clickhouse/client.ts';
+import { loadConfig, type Config } from '../../../src/config.ts';
+import { Flusher } from '../../../src/flush/flusher.ts';
+import { generateEvents, prng } from '../../../src/generate/model.ts';
+import { createLogger } from '../../../src/ops/log.ts';
+import { Metrics } from '../../../src/ops/metrics.ts';
+import { checkRedisSafety } from '../../../src/ops/redis-safety.ts';
+import { Producer } from '../../../src/queue/producer.ts';
+import { WorkerService, type Role } from '../../../src/queue/worker-service.ts';
+import { testRedis, useServices } from '../../helpers/services.ts';
+
+const services = useServices({ clickhouse: true });
+const log = createLogger('silent');
+let run = 0;
+let running: WorkerService[] = [];
+let opened: { close(): Promise<void> }[] = [];
+
+afterEach(async () => {
+  await Promise.all(running.map((w) => w.stop(1_000)));
+  await Promise.all(opened.map((o) => o.close()));
+  running = [];
+  opened = [];
+});
+
+function setup(overrides: Partial<Config> = {}) {
+  run += 1;
+  const config: Config = {
+    ...loadConfig({}),
+    redisUrl: services.server.url,
+    clickhouseDatabase: services.clickhouse.database,
+    keyPrefix: `${services.server.prefix}w${run}`,
+    queueName: `q${run}`,
+    sweepIntervalMs: 50,
+    flushIntervalMs: 100,
+    workerLockMs: 2_000,
+    ...overrides,
+  };
+  const buffer = new SessionBuffer(services.redis, config);
+  const producer = new Producer({ redisUrl: config.redisUrl, queueName: config.queueName, prefix: config.queuePrefix, keepCompleted: 100 });
+  const queue = new Queue(config.queueName, { connection: { url: config.redisUrl }, prefix: config.queuePrefix });
+  opened.push(producer, queue);
+  const worker = async (role: Role, owner = `${role}-${running.length}`): Promise<WorkerService> => {
+    const metrics = new Metrics();
+    const flusher =
+      role === 'ingest'
+        ? undefined
+        : new Flusher(services.redis, buffer, services.clickhouse.ch, {
+            owner,
+            leaseMs: 2_000,
+            flushMaxRows: config.flushMaxRows,
+            flushMaxBytes: config.flushMaxBytes,
+            flushIntervalMs: config.flushIntervalMs,
+            metrics,
+          });
+    const service = new WorkerService({ config, role, buffer, ...(flusher ? { flusher } : {}), metrics, log, redisUrl: config.redisUrl });
+    await service.start();
+    running.push(service);
+    return service;
+  };
+  const idle = async (timeoutMs = 30_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+      if (Object.values(c).every((n) => n === 0)) return;
+      if (Date.now() > deadline) throw new Error(`queue still busy: ${JSON.stringify(c)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  return { config, buffer, producer, queue, worker, idle };
+}
+
+async function truncate(): Promise<void> {
+  await services.clickhouse.ch.client.command({ query: `TRUNCATE TABLE ${services.clickhouse.database}.events` });
+}
+
+async function rowsById(): Promise<Map<string, { duration: number | null; screenViews: number; n: number }>> {
+  const rows = await queryRows<{ id: string; duration: number | null; screenViews: number; n: string | number }>(
+    services.clickhouse.ch,
+    `SELECT id, any(duration) AS duration, any(screenViews) AS screenViews, count() AS n FROM ${services.clickhouse.database}.events GROUP BY id`,
+  );
+  return new Map(rows.map((r) => [r.id, { duration: r.duration, screenViews: r.screenViews, n: Number(r.n) }]));
+}
+
+describe('WorkerService', () => {
+  it('several workers consuming shuffled, concurrent jobs write exactly the rows of in-order processing', async () => {
+    await truncate();
+    const { producer, worker, idle, buffer, config } = setup({ workerConcurrency: 4 });
+    await worker('all');
+    await worker('ingest');
+    await worker('ingest');
+    const events = generateEvents({ sessions: 300, seed: 5, lateFraction: 0 });
+    const random = prng(9);
+    const shuffled = [...events].sort(() => random() - 0.5);
+    // a mix of batch jobs and single-event jobs, enqueued concurrently, some enqueued twice (client retries)
+    await Promise.all([
+      ...Array.from({ length: Math.ceil(shuffled.length / 2 / 40) }, (_, i) => producer.enqueueBatch(shuffled.slice(i * 40, i * 40 + 40))),
+      ...shuffled.slice(Math.floor(shuffled.length / 2)).map((e) => producer.enqueueEvent(e)),
+      producer.enqueueBatch(shuffled.slice(0, 100)),
+    ]);
+    await idle();
+    // drain as `replay --drain` does: the sessions are finalised as if the timeout had passed
+    await buffer.sweep(Date.now() + config.sessionTimeoutMs + config.graceMs + 1);
+    await running[0]?.stop(20_000);
+
+    const bySession = new Map<string, SessionEvent[]>();
+    for (const e of events) {
+      const list = bySession.get(e.sessionId ?? '') ?? [];
+      list.push({ id: e.id, createdAtMs: Date.parse(e.createdAt), kind: e.name === 'screen_view' ? 'v' : e.name === 'session_end' ? 'e' : 'o' });
+      bySession.set(e.sessionId ?? '', list);
+    }
+    const rows = await rowsById();
+    expect(rows.size).toBe(events.length);
+    const wrong: string[] = [];
+    for (const list of bySession.values()) {
+      for (const [id, f] of computeSessionRows(list, config.sessionTimeoutMs)) {
+        const r = rows.get(id);
+        if (!r || r.n !== 1 || r.duration !== f.duration || r.screenViews !== f.screenViews) wrong.push(id);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('fails an invalid single-event job as unrecoverable with the validation message, and keeps it in the failed set', async () => {
+    const { producer, queue, worker, idle } = setup();
+    await worker('ingest');
+    await producer.enqueueEvent({ id: 'bad-1', projectId: 'p', name: 'click', createdAt: 'yesterday' });
+    await idle();
+    const [failed] = await queue.getFailed();
+    expect(failed?.failedReason).toContain('createdAt: must be an ISO-8601 string');
+    expect(failed?.attemptsMade).toBe(1);
+  });
+
+  it('processes the valid events of a batch job and reports the invalid ones by index', async () => {
+    const { producer, queue, worker, idle, buffer } = setup();
+    await worker('ingest');
+    const ok = (id: string) => ({ id, projectId: 'p', sessionId: 's', name: 'click', createdAt: '2026-10-01T10:00:00Z' });
+    await producer.enqueueBatch([ok('a'), { id: 'b', projectId: 'p', name: 'click' }, ok('c'), { id: 'd', projectId: '', name: 'x', createdAt: 1 }]);
+    await idle();
+    const [done] = await queue.getCompleted();
+    expect(done?.returnvalue).toMatchObject({
+      accepted: 2,
+      rejected: [
+        { index: 1, reason: expect.stringContaining('createdAt:') },
+        { index: 3, reason: expect.stringContaining('projectId: must be a string of 1..64 characters') },
+      ],
+    });
+    expect((await buffer.stats()).accepted).toBe(2);
+  });
+
+  it('stops taking jobs when the backlog passes the high watermark and resumes below the low one', async () => {
+    await truncate();
+    const concurrency = 2;
+    const { producer, queue, worker, idle, buffer } = setup({ backlogHighWatermark: 20, backlogLowWatermark: 5, workerConcurrency: concurrency });
+    const ingest = await worker('ingest');
+    const click = (i: number) => ({ id: `c${i}`, projectId: 'p', sessionId: `s${i}`, name: 'click', createdAt: '2026-10-01T10:00:00Z' });
+    await producer.enqueueBatch(Array.from({ length: 30 }, (_, i) => click(i)));
+    await idle();
+    await expect.poll(() => ingest.state, { timeout: 5_000 }).toBe('paused');
+    // while paused, jobs wait; a fetch already under way may still deliver up to `concurrency` jobs
+    await Promise.all(Array.from({ length: 20 }, (_, i) => producer.enqueueEvent(click(100 + i))));
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await queue.getJobCounts('waiting')).waiting).toBeGreaterThanOrEqual(20 - concurrency);
+    expect(ingest.state).toBe('paused');
+    await worker('flush');
+    await expect.poll(() => ingest.state, { timeout: 10_000 }).toBe('running');
+    await idle();
+    expect((await buffer.stats()).accepted).toBe(50);
+  });
+
+  it('shuts down without half-done work: active jobs finish, ready rows are flushed, leases released, held sessions kept', async () => {
+    await truncate();
+    const { producer, worker, idle, buffer } = setup();
+    const all = await worker('all');
+    await producer.enqueueBatch([
+      { id: 'v1', projectId: 'p', sessionId: 'kept', name: 'screen_view', createdAt: '2026-10-01T10:00:00Z' },
+      { id: 'c1', projectId: 'p', sessionId: 'kept', name: 'click', createdAt: '2026-10-01T10:00:01Z' },
+    ]);
+    await idle();
+    const result = await all.stop(10_000);
+    expect(result.timedOut).toBe(false);
+    expect(all.state).toBe('stopped');
+    expect([...(await rowsById()).keys()]).toEqual(['c1']);
+    const backlog = await buffer.backlog();
+    expect(backlog.reduce((n, b) => n + b.ready + b.inBatch, 0)).toBe(0);
+    expect((await buffer.sessionView('p', 'kept')).state).toBe('open');
+    for (let shard = 0; shard < buffer.settings.bufferShards; shard += 1) {
+      expect(await services.redis.get(buffer.shardKeys(shard).lease)).toBeNull();
+    }
+  });
+});
+
+describe('Redis safety check', () => {
+  it('refuses an evicting Redis with a message that says why and how to fix it, unless eviction is allowed', async () => {
+    const evicting = await testRedis(['--maxmemory-policy', 'allkeys-lru']);
+    const { Redis } = await import('ioredis');
+    const client = new Redis(evicting.url);
+    try {
+      await expect(checkRedisSafety(client, { allowEviction: false, log })).rejects.toThrow(
+        /maxmemory-policy is "allkeys-lru".*noeviction.*--allow-eviction/s,
+      );
+      await expect(checkRedisSafety(client, { allowEviction: true, log })).resolves.toBeUndefined();
+      await expect(checkRedisSafety(services.redis, { allowEviction: false, log })).resolves.toBeUndefined();
+    } finally {
+      client.disconnect();
+      await evicting.stop();
+    }
+  });
+});
