@@ -1,8 +1,13 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { ulid } from 'ulid';
 import { benchBuffer } from '../bench/buffer-bench.ts';
+import { benchWorker, type WorkerBenchResult } from '../bench/worker-bench.ts';
+import { openClickHouse } from '../clickhouse/client.ts';
+import { migrate } from '../clickhouse/migrate.ts';
 import { loadConfig } from '../config.ts';
 import { normalizeEvent } from '../event/normalize.ts';
 import { generateEvents } from '../generate/model.ts';
@@ -16,14 +21,16 @@ const EVENTS_PER_SESSION = 8.4;
 export function registerBench(program: Command): void {
   program
     .command('bench')
-    .description('measure the session buffer against a per-event Lua ceiling on a private redis-server, side by side')
+    .description('measure the buffer and the worker against their ceilings (per-event Lua, no-op BullMQ) on a private redis-server, side by side')
     .option('--events <n>', 'events to generate', (v) => Number(v), 100_000)
     .option('--quick', 'a short run (20 000 events)', false)
     .option('--json', 'print one JSON object', false)
     .option('--redis-url <url>', 'use this Redis instead of starting one (only keys under a unique prefix are written and removed)')
-    .action(async (opts: { events: number; quick: boolean; json: boolean; redisUrl?: string }) => {
+    .option('--worker-events <n>', 'events for the worker measurements', (v) => Number(v), 20_000)
+    .action(async (opts: { events: number; quick: boolean; json: boolean; redisUrl?: string; workerEvents: number }) => {
       const config = loadConfig(process.env);
       const target = opts.quick ? 20_000 : opts.events;
+      const workerEvents = opts.quick ? 5_000 : opts.workerEvents;
       const server = opts.redisUrl ? undefined : await startRedisServer();
       const redis = await connectRedis(opts.redisUrl ?? (server as { url: string }).url);
       const bar = opts.json || !process.stderr.isTTY ? undefined : new SingleBar({ format: ' {step} [{bar}] {percentage}%', stream: process.stderr }, Presets.shades_classic);
@@ -32,6 +39,21 @@ export function registerBench(program: Command): void {
         const events = generated.map((e) => normalizeEvent(e, { receivedAtMs: Date.parse(e.createdAt), maxFutureMs: config.maxFutureMs }));
         bar?.start(100, 0, { step: 'generate' });
         const result = await benchBuffer(redis, events, { ...config, keyPrefix: `bench-${ulid()}` }, (step, f) => bar?.update(Math.round(f * 100), { step }));
+        bar?.update(100, { step: 'worker' });
+        const dataDir = mkdtempSync(path.join(os.tmpdir(), 'event-lens-bench-'));
+        const ch = config.clickhouseUrl
+          ? await openClickHouse({ ...config, clickhouseDatabase: `bench_${ulid().toLowerCase()}` })
+          : await openClickHouse({ ...config, dataDir, clickhouseDatabase: 'bench' });
+        let worker: WorkerBenchResult;
+        try {
+          await migrate(ch, { retentionDays: 0 });
+          const url = opts.redisUrl ?? (server as { url: string }).url;
+          worker = await benchWorker(redis, ch, { ...config, redisUrl: url }, generated.slice(0, workerEvents), (step) => bar?.update(100, { step }));
+          if (config.clickhouseUrl) await ch.client.command({ query: `DROP DATABASE IF EXISTS ${ch.database}` });
+        } finally {
+          await ch.close();
+          rmSync(dataDir, { recursive: true, force: true });
+        }
         bar?.stop();
         const machine = {
           cpu: os.cpus()[0]?.model ?? 'unknown',
@@ -40,7 +62,7 @@ export function registerBench(program: Command): void {
           redis: /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? 'unknown',
         };
         if (opts.json) {
-          out(JSON.stringify({ machine, ...result }));
+          out(JSON.stringify({ machine, ...result, workerEvents, ...worker }));
           return;
         }
         out(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, redis ${machine.redis}`);
@@ -54,6 +76,10 @@ export function registerBench(program: Command): void {
             { measure: 'Redis CPU, per-event script', value: result.redisCpuUsPerEventPerEvent, unit: 'µs/event' },
             { measure: 'redisBytesPerHeldEvent', value: result.redisBytesPerHeldEvent, unit: 'bytes' },
             { measure: 'mean payload', value: result.meanPayloadBytes, unit: 'bytes' },
+            { measure: `bullmqNoop (${workerEvents} single-event jobs, no-op processor)`, value: worker.bullmqNoopJobsPerSec, unit: 'jobs/s' },
+            { measure: 'workerSingle (same jobs, to rows in ClickHouse)', value: worker.workerSingleEventsPerSec, unit: 'events/s' },
+            { measure: 'workerBatch (100 events per job, to rows in ClickHouse)', value: worker.workerBatchEventsPerSec, unit: 'events/s' },
+            { measure: 'singleVsNoop', value: worker.singleVsNoop, unit: 'ratio' },
           ]),
         );
       } finally {
