@@ -7,6 +7,16 @@ import { replay, type ClockKind } from '../replay/replay.ts';
 import { openPipeline } from './context.ts';
 import { err, out } from './output.ts';
 
+/**
+ * The lines of a file (or stdin for "-"). Created right before iterating:
+ * readline emits lines as soon as it exists, and lines emitted before the
+ * async iterator is created would be lost.
+ */
+function readLines(file: string): AsyncIterable<string> {
+  const input = file === '-' ? process.stdin : createReadStream(file, 'utf8');
+  return readline.createInterface({ input, crlfDelay: Infinity });
+}
+
 export function registerReplay(program: Command): void {
   program
     .command('replay')
@@ -20,16 +30,14 @@ export function registerReplay(program: Command): void {
         throw new Error(`--clock ${JSON.stringify(opts.clock)}: expected event or wall`);
       }
       const config = loadConfig(process.env);
-      const input = file === '-' ? process.stdin : createReadStream(file, 'utf8');
-      const lines = readline.createInterface({ input, crlfDelay: Infinity });
       if (opts.enqueue) {
-        const s = await enqueueStream(lines, config, (line, reason) => err(`line ${line}: ${reason}`));
+        const s = await enqueueStream(readLines(file), config, (line, reason) => err(`line ${line}: ${reason}`));
         out(`replay: read=${s.read} enqueued=${s.enqueued} rejected=${s.rejected} jobs=${s.jobs} seconds=${s.seconds.toFixed(2)}`);
         return;
       }
       const pipeline = await openPipeline(config);
       try {
-        const s = await replay(lines, pipeline.buffer, pipeline.flusher, {
+        const s = await replay(readLines(file), pipeline.buffer, pipeline.flusher, {
           clock: opts.clock as ClockKind,
           drain: opts.drain,
           maxFutureMs: config.maxFutureMs,
