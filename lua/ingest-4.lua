@@ -23,7 +23,9 @@
   ARGV[5]  bufferTtlMs       safety TTL (ms) of a held session's keys
   ARGV[6]  S                 number of sessions
   ARGV[7]  L                 number of events without a session
-  then for each session: member, N, and N times (id, createdAt ms, kind 'v'|'e'|'o', payload)
+  then for each session: member, N, the session facts of its earliest event in this call
+  (createdAt ms, member, JSON object), and N times (id, createdAt ms, kind 'v'|'e'|'o',
+  payload, path as a JSON string or '' when not a screen_view)
   then L times (seen member, payload)
 
   Returns: { accepted, duplicates, late }
@@ -44,12 +46,14 @@ for i = 1, sessions do
   local z, h, p = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
   local member = ARGV[a]
   local n = tonumber(ARGV[a + 1])
-  a = a + 2
-  if n == nil or a + 4 * n - 1 > #ARGV then return -1 end
+  local factsT, factsM, facts = tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4]
+  a = a + 5
+  if n == nil or factsT == nil or a + 5 * n - 1 > #ARGV then return -1 end
+  keepExtreme(h, '#s', factsT, factsM, facts, true)
   local em = tonumber(redis.call('HGET', h, '#em'))
   for _ = 1, n do
-    local id, t, kind, payload = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
-    a = a + 4
+    local id, t, kind, payload, path = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+    a = a + 5
     if redis.call('HEXISTS', h, id) == 1 then
       duplicates = duplicates + 1
     else
@@ -70,6 +74,8 @@ for i = 1, sessions do
         redis.call('HSET', h, id, 'V', '>' .. id, payload)
         held = held + 1
         schedule(z, p, m, t, now)
+        keepExtreme(h, '#ep', t, m, path, true)
+        keepExtreme(h, '#xp', t, m, path, false)
       end
       -- the nearest earlier boundary, if it is a held screen_view, may now
       -- end differently: settle it again (re-settling restarts its grace);

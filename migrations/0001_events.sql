@@ -6,10 +6,11 @@
 -- together, so the per-session columns (device, geo, referrer, user agent)
 -- compress to almost nothing and "one session's events" reads few granules.
 -- Retried batches carry an insert_deduplication_token; the dedup window keeps
--- the tokens of the last 10 000 blocks (Replicated engines do this by default).
-CREATE DATABASE IF NOT EXISTS {{database}};
+-- the tokens of the last 10 000 blocks (in cluster mode the Replicated engine
+-- deduplicates through Keeper by default).
+CREATE DATABASE IF NOT EXISTS {{database}} {{on_cluster}};
 
-CREATE TABLE IF NOT EXISTS {{database}}.events
+CREATE TABLE IF NOT EXISTS {{database}}.events {{on_cluster}}
 (
     id String CODEC(ZSTD(1)),
     projectId LowCardinality(String),
@@ -52,8 +53,8 @@ CREATE TABLE IF NOT EXISTS {{database}}.events
     INDEX idx_session sessionId TYPE bloom_filter(0.01) GRANULARITY 4,
     INDEX idx_property_keys mapKeys(properties) TYPE bloom_filter(0.01) GRANULARITY 4
 )
-ENGINE = MergeTree
+ENGINE = {{replicated}}MergeTree
 PARTITION BY toYYYYMM(createdAt)
 ORDER BY (projectId, toDate(createdAt), name, sessionId, createdAt)
-{{retention_ttl}}
+{{retention_ttl(createdAt)}}
 SETTINGS non_replicated_deduplication_window = 10000;

@@ -16,6 +16,8 @@ export interface Config {
   dataDir: string;
   /** ClickHouse database. @defaultValue `event_lens` */
   clickhouseDatabase: string;
+  /** ClickHouse cluster: migrations run ON CLUSTER with Replicated engines. @defaultValue unset */
+  clickhouseCluster: string | undefined;
   /** Number of buffer shards; fixed per deployment (changing it strands held sessions). @defaultValue 16 */
   bufferShards: number;
   /** Prefix of every Redis key the buffer owns. @defaultValue `el` */
@@ -131,6 +133,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     clickhouseUrl: r.url('CLICKHOUSE_URL', undefined, ['http:', 'https:']),
     dataDir: path.resolve(cwd, r.string('EVENT_LENS_DATA_DIR', './.event-lens')),
     clickhouseDatabase: r.string('CLICKHOUSE_DATABASE', 'event_lens', /^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'an identifier of letters, digits and _'),
+    clickhouseCluster: r.string('CLICKHOUSE_CLUSTER', '', /^[A-Za-z0-9_.-]{1,128}$/, 'a cluster name of letters, digits, _ . -') || undefined,
     bufferShards: r.int('BUFFER_SHARDS', 16, 1, 1024),
     keyPrefix: r.string('BUFFER_KEY_PREFIX', 'el', /^[A-Za-z0-9_.-]{1,32}$/, '1..32 characters of letters, digits, _ . -'),
     graceMs,

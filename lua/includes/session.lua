@@ -11,7 +11,11 @@
              emitted; '>' .. id -> payload of a held row. Meta fields:
              #la last arrival (buffer ms), #ee member of the latest
              session_end (createdAt order), #ea its arrival (buffer ms),
-             #em largest createdAt of an emitted boundary row.
+             #em largest createdAt of an emitted boundary row;
+             session facts for the sessions row: #s (JSON object of the
+             earliest event's session fields) with #st / #sm (its createdAt
+             and member); #ep / #xp entry and exit path (JSON strings) of
+             the first and last screen_view, with #ept #epm / #xpt #xpm.
              ('#' and '>' never occur in an id.)
     p  ZSET  member of a held row -> buffer time (ms) at which it may be
              emitted; +inf while its duration is not settled.
@@ -177,4 +181,52 @@ local function emit(z, h, p, ready, m)
   redis.call('HDEL', h, '>' .. id)
   redis.call('ZREM', p, m)
   return t
+end
+
+-- (t1, m1) comes before (t2, m2) in session order.
+local function earlier(t1, m1, t2, m2)
+  return t1 < t2 or (t1 == t2 and m1 < m2)
+end
+
+-- Keeps `value` under field `f` when (t, m) is earlier (first = true) or
+-- later (first = false) than what f holds; f .. 't' / f .. 'm' hold its order.
+local function keepExtreme(h, f, t, m, value, first)
+  local cur = redis.call('HMGET', h, f .. 't', f .. 'm')
+  local ct = tonumber(cur[1])
+  if ct ~= nil then
+    if first and not earlier(t, m, ct, cur[2]) then return end
+    if not first and not earlier(ct, cur[2], t, m) then return end
+  end
+  redis.call('HSET', h, f, value, f .. 't', t, f .. 'm', m)
+end
+
+-- The sessions row of a finalised session: the earliest event's session
+-- fields (written by the worker as a JSON object) plus figures from every
+-- event known, `version` = the buffer time of this finalisation (a session
+-- finalised again after late events replaces its earlier row).
+local function sessionRow(z, h, now)
+  local facts = redis.call('HGET', h, '#s')
+  if not facts then return nil end
+  local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+  local last = redis.call('ZRANGE', z, -1, -1, 'WITHSCORES')
+  local start, finish = tonumber(first[2]), tonumber(last[2])
+  local members = redis.call('ZRANGE', z, 0, -1)
+  local views = 0
+  for _, m in ipairs(members) do
+    if kindOf(m) == 'v' then views = views + 1 end
+  end
+  local entry = redis.call('HGET', h, '#ep') or '""'
+  local exit = redis.call('HGET', h, '#xp') or '""'
+  local bounce = 0
+  if views <= 1 then bounce = 1 end
+  return string.sub(facts, 1, -2)
+    .. ',"start":' .. string.format('%d', start)
+    .. ',"end":' .. string.format('%d', finish)
+    .. ',"duration":' .. string.format('%d', finish - start)
+    .. ',"screenViews":' .. views
+    .. ',"eventCount":' .. #members
+    .. ',"entryPath":' .. entry
+    .. ',"exitPath":' .. exit
+    .. ',"isBounce":' .. bounce
+    .. ',"version":' .. string.format('%d', now) .. '}'
 end

@@ -54,6 +54,11 @@ export interface ShardKeys {
   lease: string;
   /** LIST rows ClickHouse rejected, with its message. */
   dead: string;
+  /** The same four keys for the sessions table's rows. */
+  sessionsReady: string;
+  sessionsBatch: string;
+  sessionsBatchMeta: string;
+  sessionsDead: string;
 }
 
 export interface SessionKeys {
@@ -80,6 +85,10 @@ export class BufferKeys {
       batchMeta: `${t}:batch:meta`,
       lease: `${t}:lease`,
       dead: `${t}:dead`,
+      sessionsReady: `${t}:sessions:ready`,
+      sessionsBatch: `${t}:sessions:batch`,
+      sessionsBatchMeta: `${t}:sessions:batch:meta`,
+      sessionsDead: `${t}:sessions:dead`,
     };
   }
 

@@ -80,7 +80,7 @@ export function loadScript(file: string): LuaScript {
 /** The scripts, loaded once per process. */
 export const scripts = {
   ingest: loadScript('ingest-4.lua'),
-  sweep: loadScript('sweep-3.lua'),
+  sweep: loadScript('sweep-4.lua'),
   claimBatch: loadScript('claimBatch-4.lua'),
   ackBatch: loadScript('ackBatch-4.lua'),
   releaseLease: loadScript('releaseLease-1.lua'),

@@ -62,7 +62,9 @@ export interface SessionView {
 
 export interface ShardBacklog {
   shard: number;
+  /** Event and sessions rows waiting in the ready lists. */
   ready: number;
+  /** Event and sessions rows in unacknowledged batches. */
   inBatch: number;
   heldSessions: number;
   dead: number;
@@ -76,6 +78,24 @@ interface ShardGroup {
 }
 
 const SWEEP_PAGE = 256;
+
+/** Columns of the sessions table that come from the session's earliest event. */
+const SESSION_FACT_COLUMNS = [
+  'projectId', 'deviceId', 'profileId', 'referrer', 'referrerName', 'referrerType', 'utmSource', 'utmMedium',
+  'utmCampaign', 'utmTerm', 'utmContent', 'country', 'city', 'region', 'os', 'osVersion', 'browser',
+  'browserVersion', 'device', 'brand', 'model',
+] as const;
+
+/**
+ * The session fields of an event, as the JSON object the sessions row starts
+ * with (one parse per session per call; Lua never decodes it).
+ */
+export function sessionFacts(event: NormalizedEvent): string {
+  const row = JSON.parse(event.payload) as Record<string, unknown>;
+  const facts: Record<string, unknown> = { id: event.sessionId };
+  for (const column of SESSION_FACT_COLUMNS) if (row[column] !== undefined) facts[column] = row[column];
+  return JSON.stringify(facts);
+}
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 export class SessionBuffer {
@@ -133,8 +153,9 @@ export class SessionBuffer {
       keys.push(k.z, k.h, k.p);
       // in (createdAt, id) order, so each event settles its predecessor once
       list.sort((a, b) => a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      args.push(member, list.length);
-      for (const e of list) args.push(e.id, e.createdAtMs, e.kind, e.payload);
+      const first = list[0] as NormalizedEvent;
+      args.push(member, list.length, first.createdAtMs, `${first.id}\t${first.kind}`, sessionFacts(first));
+      for (const e of list) args.push(e.id, e.createdAtMs, e.kind, e.payload, e.kind === 'v' ? JSON.stringify(e.path) : '');
     }
     for (const e of group.sessionless) args.push(sessionMember(e.projectId, e.id), e.payload);
     const [accepted, duplicates, late] = expectArray(scripts.ingest, await scripts.ingest.run(this.redis, keys, args)) as number[];
@@ -157,7 +178,7 @@ export class SessionBuffer {
     for (;;) {
       const members = await this.redis.zrangebyscore(sk.due, '-inf', nowMs, 'LIMIT', 0, SWEEP_PAGE);
       if (members.length === 0) break;
-      const keys = [sk.due, sk.ready, sk.stats];
+      const keys = [sk.due, sk.ready, sk.stats, sk.sessionsReady];
       for (const m of members) {
         const k = this.keys.session(shard, m);
         keys.push(k.z, k.h, k.p);
@@ -182,17 +203,19 @@ export class SessionBuffer {
     for (let shard = 0; shard < this.settings.bufferShards; shard += 1) {
       const sk = this.keys.shard(shard);
       pipeline.llen(sk.ready).llen(sk.batch).zcard(sk.due).llen(sk.dead).zrange(sk.due, '0', '0', 'WITHSCORES');
+      pipeline.llen(sk.sessionsReady).llen(sk.sessionsBatch).llen(sk.sessionsDead);
     }
     const replies = (await pipeline.exec()) ?? [];
     const value = (i: number): number => Number(replies[i]?.[1] ?? 0);
+    const W = 8;
     return Array.from({ length: this.settings.bufferShards }, (_, shard) => {
-      const first = (replies[5 * shard + 4]?.[1] ?? []) as string[];
+      const first = (replies[W * shard + 4]?.[1] ?? []) as string[];
       return {
         shard,
-        ready: value(5 * shard),
-        inBatch: value(5 * shard + 1),
-        heldSessions: value(5 * shard + 2),
-        dead: value(5 * shard + 3),
+        ready: value(W * shard) + value(W * shard + 5),
+        inBatch: value(W * shard + 1) + value(W * shard + 6),
+        heldSessions: value(W * shard + 2),
+        dead: value(W * shard + 3) + value(W * shard + 7),
         nextDueAt: first[1] === undefined ? null : Number(first[1]),
       };
     });

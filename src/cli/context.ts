@@ -29,7 +29,7 @@ export async function openPipeline(config: Config): Promise<Pipeline> {
   let ch: ClickHouse;
   try {
     ch = await openClickHouse(config);
-    await migrate(ch, { retentionDays: config.retentionDays });
+    await migrate(ch, { retentionDays: config.retentionDays, cluster: config.clickhouseCluster });
   } catch (err) {
     redis.disconnect();
     throw err;

@@ -45,7 +45,7 @@ export function registerDemo(program: Command): void {
         const s = await replay(asLines(events), pipeline.buffer, pipeline.flusher, { clock: 'event', drain: true, maxFutureMs: config.maxFutureMs });
         out(
           `replayed ${s.read} events in ${s.seconds.toFixed(1)} s (${Math.round(s.read / s.seconds)} events/s): ` +
-            `accepted=${s.accepted} rejected=${s.rejected} duplicates=${s.duplicates} late=${s.late} rows_written=${s.rowsWritten}`,
+            `accepted=${s.accepted} rejected=${s.rejected} duplicates=${s.duplicates} late=${s.late} rows_written=${s.rowsWritten} sessions_written=${s.sessionsWritten}`,
         );
         const db = config.clickhouseDatabase;
         const pages = await queryRows(

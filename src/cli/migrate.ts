@@ -13,7 +13,7 @@ export function registerMigrate(program: Command): void {
       const config = loadConfig(process.env);
       const ch = await openClickHouse(config);
       try {
-        const r = await migrate(ch, { retentionDays: config.retentionDays, dryRun: opts.dryRun });
+        const r = await migrate(ch, { retentionDays: config.retentionDays, cluster: config.clickhouseCluster, dryRun: opts.dryRun });
         if (opts.dryRun) for (const s of r.statements) out(`${s};\n`);
         out(`migrate: ${opts.dryRun ? 'would apply' : 'applied'} ${r.applied.length} (${r.applied.join(', ') || 'none'}), up to date ${r.skipped.length}`);
       } finally {

@@ -45,7 +45,7 @@ export function registerReplay(program: Command): void {
         });
         out(
           `replay: read=${s.read} accepted=${s.accepted} rejected=${s.rejected} duplicates=${s.duplicates} late=${s.late} ` +
-            `rows_written=${s.rowsWritten} seconds=${s.seconds.toFixed(2)} events_per_s=${Math.round(s.read / Math.max(s.seconds, 1e-9))}`,
+            `rows_written=${s.rowsWritten} sessions_written=${s.sessionsWritten} seconds=${s.seconds.toFixed(2)} events_per_s=${Math.round(s.read / Math.max(s.seconds, 1e-9))}`,
         );
       } finally {
         await pipeline.close();

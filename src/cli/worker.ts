@@ -33,7 +33,7 @@ export function registerWorker(program: Command): void {
       let ch: ClickHouse | undefined;
       if (role !== 'ingest') {
         ch = await openClickHouse(config, { serve: true });
-        await migrate(ch, { retentionDays: config.retentionDays });
+        await migrate(ch, { retentionDays: config.retentionDays, cluster: config.clickhouseCluster });
       }
       const buffer = new SessionBuffer(redis, config);
       const flusher = ch

@@ -4,7 +4,11 @@
  * `<database>.schema_migrations` with a checksum of the file. A landed file
  * is never edited: a recorded migration whose file changed stops the run with
  * an error naming the file. Statements are separated by a `;` at the end of a
- * line (not in a comment); `{{database}}` and `{{retention_ttl}}` are filled in from the config.
+ * line (not in a comment). Placeholders filled in from the config:
+ * `{{database}}`; `{{retention_ttl(column)}}` (a TTL clause, or nothing);
+ * `{{on_cluster}}` (`ON CLUSTER '<name>'` in cluster mode, else nothing);
+ * `{{replicated}}` (`Replicated` in cluster mode, so `{{replicated}}MergeTree`
+ * becomes ReplicatedMergeTree with the server's default Keeper path).
  * Every statement is idempotent (IF NOT EXISTS), so a run interrupted between
  * statements is finished by the next run.
  */
@@ -26,6 +30,8 @@ export interface Migration {
 
 export interface MigrateOptions {
   retentionDays: number;
+  /** Cluster name: statements run ON CLUSTER and tables use Replicated engines. */
+  cluster?: string;
   dryRun?: boolean;
   dir?: string;
 }
@@ -37,9 +43,20 @@ export interface MigrateResult {
   statements: string[];
 }
 
-export function renderTemplate(sql: string, vars: { database: string; retentionDays: number }): string {
-  const ttl = vars.retentionDays > 0 ? `TTL toDateTime(createdAt) + toIntervalDay(${vars.retentionDays})` : '';
-  return sql.replaceAll('{{database}}', vars.database).replaceAll('{{retention_ttl}}', ttl);
+export interface TemplateVars {
+  database: string;
+  retentionDays: number;
+  cluster?: string | undefined;
+}
+
+export function renderTemplate(sql: string, vars: TemplateVars): string {
+  return sql
+    .replaceAll('{{database}}', vars.database)
+    .replace(/\{\{retention_ttl\((\w+)\)\}\}/g, (_m, column: string) =>
+      vars.retentionDays > 0 ? `TTL toDateTime(${column}) + toIntervalDay(${vars.retentionDays})` : '',
+    )
+    .replaceAll('{{on_cluster}}', vars.cluster ? `ON CLUSTER '${vars.cluster.replace(/'/g, "''")}'` : '')
+    .replaceAll('{{replicated}}', vars.cluster ? 'Replicated' : '');
 }
 
 /** Splits a SQL file at `;` that ends a (non-comment) line, dropping comment-only pieces. */
@@ -76,14 +93,14 @@ export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
 /** Applies the pending migrations in order; returns what was applied and skipped. */
 export async function migrate(ch: ClickHouse, options: MigrateOptions): Promise<MigrateResult> {
   const db = ch.database;
-  const vars = { database: db, retentionDays: options.retentionDays };
+  const vars: TemplateVars = { database: db, retentionDays: options.retentionDays, cluster: options.cluster };
   const migrations = loadMigrations(options.dir);
   const result: MigrateResult = { applied: [], skipped: [], statements: [] };
   const tracking = [
-    `CREATE DATABASE IF NOT EXISTS ${db}`,
-    `CREATE TABLE IF NOT EXISTS ${db}.schema_migrations (version UInt32, name String, checksum String, ` +
-      `appliedAt DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version`,
-  ];
+    'CREATE DATABASE IF NOT EXISTS {{database}} {{on_cluster}}',
+    'CREATE TABLE IF NOT EXISTS {{database}}.schema_migrations {{on_cluster}} (version UInt32, name String, checksum String, ' +
+      "appliedAt DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = {{replicated}}MergeTree ORDER BY version",
+  ].map((sql) => renderTemplate(sql, vars));
   let recorded = new Map<number, { name: string; checksum: string }>();
   if (options.dryRun) {
     const exists = await queryRows<{ n: number }>(

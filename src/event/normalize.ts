@@ -24,6 +24,8 @@ export interface NormalizedEvent {
   createdAtMs: number;
   /** `createdAt` was in the future beyond the allowed bound and was clamped to the receive time. */
   clamped: boolean;
+  /** The page path ('' when absent): entry and exit path of the sessions row. */
+  path: string;
   /** The ClickHouse row as a JSON object string, without duration and screenViews. */
   payload: string;
 }
@@ -118,6 +120,7 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions, assign
     kind: kindOf(raw.name),
     createdAtMs,
     clamped,
+    path: raw.path ?? '',
     payload: JSON.stringify(row),
   };
 }

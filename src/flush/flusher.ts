@@ -1,5 +1,8 @@
 /**
  * The flusher: moves ready rows from Redis into ClickHouse, exactly once.
+ * Each shard has two streams, event rows (table `events`) and sessions rows
+ * (table `sessions`, written when a session is finalised); both go through
+ * the same claim → insert → ack path under the shard's one lease.
  *
  * Per shard:  idle --claimBatch--> batch fixed (id, rows) --insert--> inserted --ackBatch--> idle
  *
@@ -28,6 +31,7 @@ import type { Redis } from 'ioredis';
 import { ulid } from 'ulid';
 import type { ClickHouse } from '../clickhouse/client.ts';
 import { backoffMs, ClickHouseWriteError, isRetryable } from '../errors.ts';
+import type { ShardKeys } from '../buffer/keys.ts';
 import type { SessionBuffer } from '../buffer/session-buffer.ts';
 import { expectArray, scripts, ScriptCode } from '../buffer/scripts.ts';
 import type { Metrics } from '../ops/metrics.ts';
@@ -52,8 +56,17 @@ export interface DeadLetter {
 }
 
 export interface FlushResult {
+  /** Event rows inserted. */
   rows: number;
+  /** Sessions rows inserted. */
+  sessions: number;
   batches: number;
+}
+
+/** One kind of row and the keys and table it flows through. */
+interface FlushStream {
+  table: string;
+  keys(sk: ShardKeys): { ready: string; batch: string; meta: string; dead: string };
 }
 
 /** Outcome of one claim: nothing to do, another owner's shard, or a batch to insert. */
@@ -81,7 +94,7 @@ export function classifyInsertError(err: unknown): ClickHouseWriteError {
 
 export class Flusher {
   private readonly lastFlushAt = new Map<number, number>();
-  private readonly table: string;
+  private readonly streams: readonly FlushStream[];
 
   constructor(
     private readonly redis: Redis,
@@ -90,15 +103,22 @@ export class Flusher {
     private readonly options: FlusherOptions,
     private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
   ) {
-    this.table = `${ch.database}.events`;
+    this.streams = [
+      { table: `${ch.database}.events`, keys: (sk) => ({ ready: sk.ready, batch: sk.batch, meta: sk.batchMeta, dead: sk.dead }) },
+      {
+        table: `${ch.database}.sessions`,
+        keys: (sk) => ({ ready: sk.sessionsReady, batch: sk.sessionsBatch, meta: sk.sessionsBatchMeta, dead: sk.sessionsDead }),
+      },
+    ];
   }
 
-  private async claim(shard: number): Promise<Claim> {
+  private async claim(shard: number, stream: FlushStream): Promise<Claim> {
     const sk = this.buffer.shardKeys(shard);
+    const k = stream.keys(sk);
     const o = this.options;
     const reply = await scripts.claimBatch.run(
       this.redis,
-      [sk.ready, sk.batch, sk.batchMeta, sk.lease],
+      [k.ready, k.batch, k.meta, sk.lease],
       [o.owner, o.leaseMs, ulid(), o.flushMaxRows, o.flushMaxBytes],
     );
     if (reply === ScriptCode.LEASE_HELD) return { kind: 'held' };
@@ -107,11 +127,11 @@ export class Flusher {
     return { kind: 'batch', id, rows, again: status === 1 };
   }
 
-  /** Inserts one batch with its dedup token. */
-  async insert(id: string, rows: readonly string[]): Promise<void> {
+  /** Inserts one batch of event rows (or of `table`'s rows) with its dedup token. */
+  async insert(id: string, rows: readonly string[], table = `${this.ch.database}.events`): Promise<void> {
     try {
       const result = await this.ch.client.exec({
-        query: `INSERT INTO ${this.table} FORMAT JSONEachRow`,
+        query: `INSERT INTO ${table} FORMAT JSONEachRow`,
         values: Readable.from([Buffer.from(rows.join('\n'), 'utf8')], { objectMode: false }),
         clickhouse_settings: { insert_deduplication_token: id },
       });
@@ -122,12 +142,12 @@ export class Flusher {
   }
 
   /** Inserts with backoff on retryable errors; raises the last error after maxAttempts. */
-  private async insertWithRetry(token: string, rows: readonly string[]): Promise<void> {
+  private async insertWithRetry(table: string, token: string, rows: readonly string[]): Promise<void> {
     const metrics = this.options.metrics;
     for (let attempt = 0; ; attempt += 1) {
       const started = performance.now();
       try {
-        await this.insert(token, rows);
+        await this.insert(token, rows, table);
         metrics?.insertSeconds.observe((performance.now() - started) / 1000);
         return;
       } catch (err) {
@@ -140,33 +160,37 @@ export class Flusher {
   }
 
   /** Inserts the rows; rows ClickHouse rejects are isolated by bisection and returned as dead letters. */
-  private async insertOrIsolate(token: string, rows: readonly string[]): Promise<DeadLetter[]> {
+  private async insertOrIsolate(table: string, token: string, rows: readonly string[]): Promise<DeadLetter[]> {
     try {
-      await this.insertWithRetry(token, rows);
+      await this.insertWithRetry(table, token, rows);
       return [];
     } catch (err) {
       if (!(err instanceof ClickHouseWriteError) || err.retryable) throw err;
       if (rows.length === 1) return [{ error: err.message, row: parseRow(rows[0] as string) }];
       const half = Math.ceil(rows.length / 2);
-      const left = await this.insertOrIsolate(`${token}/a`, rows.slice(0, half));
-      const right = await this.insertOrIsolate(`${token}/b`, rows.slice(half));
+      const left = await this.insertOrIsolate(table, `${token}/a`, rows.slice(0, half));
+      const right = await this.insertOrIsolate(table, `${token}/b`, rows.slice(half));
       return [...left, ...right];
     }
   }
 
-  /** One claim → insert → ack round on a shard. Returns the rows inserted (0 when idle or leased elsewhere). */
-  async flushShard(shard: number): Promise<number> {
-    const claim = await this.claim(shard);
+  /** One claim → insert → ack round on each stream of a shard: event rows and sessions rows inserted (0 when idle or leased elsewhere). */
+  async flushShard(shard: number): Promise<{ rows: number; sessions: number }> {
+    const [events, sessions] = this.streams;
+    const rows = events ? await this.flushStream(shard, events) : 0;
+    const sessionRows = sessions ? await this.flushStream(shard, sessions) : 0;
+    this.lastFlushAt.set(shard, Date.now());
+    return { rows, sessions: sessionRows };
+  }
+
+  private async flushStream(shard: number, stream: FlushStream): Promise<number> {
+    const claim = await this.claim(shard, stream);
     this.options.metrics?.leaseOwned.set({ shard: String(shard) }, claim.kind === 'held' ? 0 : 1);
     if (claim.kind !== 'batch') return 0;
-    const dead = await this.insertOrIsolate(claim.id, claim.rows);
+    const dead = await this.insertOrIsolate(stream.table, claim.id, claim.rows);
     const sk = this.buffer.shardKeys(shard);
-    const acked = await scripts.ackBatch.run(
-      this.redis,
-      [sk.batch, sk.batchMeta, sk.stats, sk.dead],
-      [claim.id, ...dead.map((d) => JSON.stringify(d))],
-    );
-    this.lastFlushAt.set(shard, Date.now());
+    const k = stream.keys(sk);
+    const acked = await scripts.ackBatch.run(this.redis, [k.batch, k.meta, sk.stats, k.dead], [claim.id, ...dead.map((d) => JSON.stringify(d))]);
     // BATCH_MISMATCH: another flusher acknowledged the same batch (same token) first
     if (acked === ScriptCode.BATCH_MISMATCH) return 0;
     const inserted = claim.rows.length - dead.length;
@@ -191,18 +215,22 @@ export class Flusher {
     });
     const results = await Promise.all(
       due.map(async ({ shard }) => {
-        let rows = 0;
-        let batches = 0;
+        const total: FlushResult = { rows: 0, sessions: 0, batches: 0 };
         do {
           const n = await this.flushShard(shard);
-          if (n === 0) break;
-          rows += n;
-          batches += 1;
+          if (n.rows + n.sessions === 0) break;
+          total.rows += n.rows;
+          total.sessions += n.sessions;
+          total.batches += 1;
         } while (force);
-        return { rows, batches };
+        return total;
       }),
     );
-    return results.reduce((a, r) => ({ rows: a.rows + r.rows, batches: a.batches + r.batches }), { rows: 0, batches: 0 });
+    return results.reduce((a, r) => ({ rows: a.rows + r.rows, sessions: a.sessions + r.sessions, batches: a.batches + r.batches }), {
+      rows: 0,
+      sessions: 0,
+      batches: 0,
+    });
   }
 
   /** Gives up this flusher's leases (on shutdown), so other flushers take over at once. */

@@ -37,6 +37,7 @@ export interface ReplaySummary {
   duplicates: number;
   late: number;
   rowsWritten: number;
+  sessionsWritten: number;
   seconds: number;
 }
 
@@ -48,7 +49,7 @@ export async function replay(
 ): Promise<ReplaySummary> {
   const started = performance.now();
   const chunkSize = options.chunkSize ?? 2_000;
-  const s: ReplaySummary = { read: 0, accepted: 0, rejected: 0, duplicates: 0, late: 0, rowsWritten: 0, seconds: 0 };
+  const s: ReplaySummary = { read: 0, accepted: 0, rejected: 0, duplicates: 0, late: 0, rowsWritten: 0, sessionsWritten: 0, seconds: 0 };
   let eventClock = 0;
   const clock = (): number => (options.clock === 'event' ? eventClock : Date.now());
   let chunk: NormalizedEvent[] = [];
@@ -63,7 +64,9 @@ export async function replay(
       chunk = [];
     }
     await buffer.sweep(clock());
-    s.rowsWritten += (await flusher.tick()).rows;
+    const flushed = await flusher.tick();
+    s.rowsWritten += flushed.rows;
+    s.sessionsWritten += flushed.sessions;
     options.onProgress?.(s.read);
   };
 
@@ -87,7 +90,9 @@ export async function replay(
     // as if the inactivity timeout had passed for every held session
     const end = clock() + buffer.settings.sessionTimeoutMs + buffer.settings.graceMs + 1;
     await buffer.sweep(end);
-    s.rowsWritten += (await flusher.tick(true)).rows;
+    const flushed = await flusher.tick(true);
+    s.rowsWritten += flushed.rows;
+    s.sessionsWritten += flushed.sessions;
   }
   s.seconds = (performance.now() - started) / 1000;
   return s;

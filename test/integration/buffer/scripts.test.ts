@@ -60,7 +60,7 @@ describe('ingest-4.lua', () => {
   });
 });
 
-describe('sweep-3.lua', () => {
+describe('sweep-4.lua', () => {
   it('emits a settled row only after grace, with its duration', async () => {
     await buffer.ingest([view('a', 0), view('b', 7_000)], T0 + 7_000);
     expect((await buffer.sweep(T0 + 7_000 + 9_999)).emitted).toBe(0);
@@ -88,7 +88,7 @@ describe('sweep-3.lua', () => {
 
   it('answers ARGS_MISMATCH when members and keys disagree', async () => {
     const sk = buffer.shardKeys(0);
-    const reply = await scripts.sweep.run(services.redis, [sk.due, sk.ready, sk.stats], [T0, 10_000, 60_000, 60_000, 120_000, 1, 'x']);
+    const reply = await scripts.sweep.run(services.redis, [sk.due, sk.ready, sk.stats, sk.sessionsReady], [T0, 10_000, 60_000, 60_000, 120_000, 1, 'x']);
     expect(reply).toBe(ScriptCode.ARGS_MISMATCH);
   });
 

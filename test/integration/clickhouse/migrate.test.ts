@@ -74,6 +74,29 @@ describe('migrate', () => {
     expect((error as Error).message).toMatch(/migrations\/0998_broken.sql: statement 2 failed \(CREATE TABLE nonsense here\)/);
   });
 
+  it('creates the sessions and profiles tables and every dashboard view', async () => {
+    const tables = await queryRows<{ name: string }>(clickhouse.ch, 'SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name', {
+      db: clickhouse.database,
+    });
+    expect(tables.map((t) => t.name)).toEqual(
+      expect.arrayContaining([
+        'sessions', 'profiles', 'profiles_mv', 'daily_metrics', 'daily_metrics_mv', 'pages_daily', 'pages_daily_mv',
+        'referrers_daily', 'referrers_daily_mv', 'geo_daily', 'geo_daily_mv', 'devices_daily', 'devices_daily_mv',
+        'event_names_daily', 'event_names_daily_mv', 'sessions_daily', 'sessions_daily_mv',
+      ]),
+    );
+  });
+
+  it('plans ON CLUSTER statements with Replicated engines in cluster mode', async () => {
+    const plan = await migrate({ ...clickhouse.ch, database: `${clickhouse.database}_c` }, { retentionDays: 0, dryRun: true, cluster: 'analytics' });
+    const sql = plan.statements.join('\n');
+    expect(sql).toContain(`CREATE TABLE IF NOT EXISTS ${clickhouse.database}_c.events ON CLUSTER 'analytics'`);
+    expect(sql).toContain('ENGINE = ReplicatedMergeTree');
+    expect(sql).toContain('ENGINE = ReplicatedReplacingMergeTree(version)');
+    expect(sql).toContain('ENGINE = ReplicatedAggregatingMergeTree');
+    expect(sql).not.toMatch(/\{\{/);
+  });
+
   it('adds the retention TTL when retention is configured', async () => {
     const plan = await migrate(
       { ...clickhouse.ch, database: `${clickhouse.database}_ttl` },

@@ -37,7 +37,7 @@ describe('Flusher', () => {
   it('inserts ready rows in batches of at most flushMaxRows and removes them after the insert', async () => {
     await readyClicks(120);
     const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, options('a'));
-    expect(await flusher.tick(true)).toEqual({ rows: 120, batches: 3 });
+    expect(await flusher.tick(true)).toEqual({ rows: 120, sessions: 0, batches: 3 });
     expect(await count()).toBe(120);
     expect((await buffer.backlog())[0]).toMatchObject({ ready: 0, inBatch: 0 });
   });
@@ -52,9 +52,9 @@ describe('Flusher', () => {
     expect(await count()).toBe(30);
     // another flusher waits for the lease to expire, then finishes the same batch
     const other = new Flusher(services.redis, buffer, services.clickhouse.ch, options('other'));
-    expect(await other.flushShard(0)).toBe(0);
+    expect((await other.flushShard(0)).rows).toBe(0);
     await new Promise((r) => setTimeout(r, 250));
-    expect(await other.flushShard(0)).toBe(30);
+    expect((await other.flushShard(0)).rows).toBe(30);
     expect(await count()).toBe(30);
     expect((await buffer.backlog())[0]).toMatchObject({ ready: 0, inBatch: 0 });
   });
@@ -64,7 +64,7 @@ describe('Flusher', () => {
     await services.redis.rpush(buffer.shardKeys(0).ready, '{"id":"bad","createdAt":"not a date"}');
     await readyClicks(5, 9);
     const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, { ...options('a'), flushMaxRows: 100 });
-    expect(await flusher.flushShard(0)).toBe(14);
+    expect((await flusher.flushShard(0)).rows).toBe(14);
     expect(await count()).toBe(14);
     const dead = (await services.redis.lrange(buffer.shardKeys(0).dead, 0, -1)).map((d) => JSON.parse(d) as { error: string; row: { id: string } });
     expect(dead).toHaveLength(1);
@@ -82,7 +82,7 @@ describe('Flusher', () => {
     expect((error as ClickHouseWriteError).retryable).toBe(true);
     expect((await buffer.backlog())[0]).toMatchObject({ inBatch: 6 });
     const back = new Flusher(services.redis, buffer, services.clickhouse.ch, options('a'));
-    expect(await back.flushShard(0)).toBe(6);
+    expect((await back.flushShard(0)).rows).toBe(6);
     expect(await count()).toBe(6);
   });
 

@@ -35,7 +35,9 @@ async function replayText(text: string) {
   run += 1;
   const buffer = new SessionBuffer(services.redis, settings(`${services.server.prefix}g${run}`));
   const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, { owner: 'test', leaseMs: 10_000, flushMaxRows: 1_000, flushMaxBytes: 1 << 20, flushIntervalMs: 0 });
-  await services.clickhouse.ch.client.command({ query: `TRUNCATE TABLE ${services.clickhouse.database}.events` });
+  for (const table of ['events', 'sessions']) {
+    await services.clickhouse.ch.client.command({ query: `TRUNCATE TABLE ${services.clickhouse.database}.${table}` });
+  }
   const invalid: [number, string][] = [];
   const summary = await replay(lines(text), buffer, flusher, {
     clock: 'event',
@@ -68,6 +70,37 @@ describe('golden session streams', () => {
     // nothing is left behind: no held rows, no backlog
     const backlog = await buffer.backlog();
     expect(backlog.reduce((n, b) => n + b.ready + b.inBatch + b.heldSessions, 0)).toBe(0);
+  });
+
+  it('writes one sessions row per finalised session, with its figures and first-event fields', async () => {
+    const lines = readFileSync(path.join(FIXTURES, 'd1-next-boundary.ndjson'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l, i) => (i === 0 ? JSON.stringify({ ...(JSON.parse(l) as object), referrerName: 'Google', country: 'DE', device: 'mobile' }) : l));
+    const { summary } = await replayText(lines.join('\n'));
+    expect(summary.sessionsWritten).toBe(1);
+    const rows = await queryRows(
+      services.clickhouse.ch,
+      `SELECT id, projectId, start, end, duration, screenViews, eventCount, entryPath, exitPath, isBounce, referrerName, country, device
+         FROM ${services.clickhouse.database}.sessions FINAL`,
+    );
+    expect(rows).toEqual([
+      {
+        id: 's1',
+        projectId: 'shop',
+        start: '2026-10-01 10:00:00.000',
+        end: '2026-10-01 10:01:10.000',
+        duration: 70_000,
+        screenViews: 3,
+        eventCount: 5,
+        entryPath: '/',
+        exitPath: '/cart',
+        isBounce: 0,
+        referrerName: 'Google',
+        country: 'DE',
+        device: 'mobile',
+      },
+    ]);
   });
 
   it('o1-reordered gives the same rows as the same events in createdAt order', async () => {

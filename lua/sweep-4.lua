@@ -7,10 +7,14 @@
   retried job is still recognised (O3) and a late event can get its duration.
   The caller picks candidate members from `due`; each is re-checked here.
 
-  KEYS[1]  due    ZSET  session member -> buffer time (ms) to sweep it next
-  KEYS[2]  ready  LIST  finished rows awaiting insert
-  KEYS[3]  stats  HASH  shard counters (emitted, finalised, held)
-  KEYS[4+3(i-1)], KEYS[5+3(i-1)], KEYS[6+3(i-1)]  z, h, p of session i
+  Finalising also appends the session's row for the sessions table to
+  `sessionsReady` (see sessionRow in includes/session.lua).
+
+  KEYS[1]  due            ZSET  session member -> buffer time (ms) to sweep it next
+  KEYS[2]  ready          LIST  finished event rows awaiting insert
+  KEYS[3]  stats          HASH  shard counters (emitted, finalised, held)
+  KEYS[4]  sessionsReady  LIST  finished sessions rows awaiting insert
+  KEYS[5+3(i-1)], KEYS[6+3(i-1)], KEYS[7+3(i-1)]  z, h, p of session i
 
   ARGV[1]  now               buffer clock, epoch ms
   ARGV[2]  graceMs           ms
@@ -27,12 +31,12 @@
 
 local now = tonumber(ARGV[1])
 local sessions = tonumber(ARGV[6])
-if #KEYS ~= 3 + 3 * sessions or #ARGV ~= 6 + sessions then return -1 end
-local due, ready, stats = KEYS[1], KEYS[2], KEYS[3]
+if #KEYS ~= 4 + 3 * sessions or #ARGV ~= 6 + sessions then return -1 end
+local due, ready, stats, sessionsReady = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local emitted, finalised = 0, 0
 
 for i = 1, sessions do
-  local z, h, p = KEYS[1 + 3 * i], KEYS[2 + 3 * i], KEYS[3 + 3 * i]
+  local z, h, p = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
   local member = ARGV[6 + i]
   local la = tonumber(redis.call('HGET', h, '#la'))
   if la == nil then
@@ -58,6 +62,8 @@ for i = 1, sessions do
     end
     if closing then
       finalised = finalised + 1
+      local srow = sessionRow(z, h, now)
+      if srow then redis.call('RPUSH', sessionsReady, srow) end
       redis.call('DEL', p)
       redis.call('HDEL', h, '#la', '#ea', '#ee')
       redis.call('ZREM', due, member)
