@@ -23,12 +23,16 @@ export function flusherOwner(): string {
   return `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/** Redis + ClickHouse (migrated) + buffer + flusher, as the replay and the demo use them. */
-export async function openPipeline(config: Config): Promise<Pipeline> {
+/**
+ * Redis + ClickHouse (migrated) + buffer + flusher, as the replay and the demo
+ * use them. `fresh` drops the database first (the demo's own database only).
+ */
+export async function openPipeline(config: Config, options: { fresh?: boolean } = {}): Promise<Pipeline> {
   const redis = await connectRedis(config.redisUrl);
   let ch: ClickHouse;
   try {
     ch = await openClickHouse(config);
+    if (options.fresh) await ch.client.command({ query: `DROP DATABASE IF EXISTS ${config.clickhouseDatabase} SYNC` });
     await migrate(ch, { retentionDays: config.retentionDays, cluster: config.clickhouseCluster });
   } catch (err) {
     redis.disconnect();

@@ -39,9 +39,9 @@ export function registerDemo(program: Command): void {
       const where = config.clickhouseUrl ? 'ClickHouse server' : `embedded ClickHouse in ${config.dataDir}`;
       out(`demo: ${opts.sessions} sessions (seed ${opts.seed}) -> Redis session buffer -> ${where}, database ${config.clickhouseDatabase}`);
       const events = generateEvents({ sessions: opts.sessions, seed: opts.seed });
-      const pipeline = await openPipeline({ ...config, clickhouseDatabase: config.clickhouseDatabase });
+      // a fresh demo database each run (the views' aggregates would otherwise accumulate)
+      const pipeline = await openPipeline(config, { fresh: true });
       try {
-        await pipeline.ch.client.command({ query: `TRUNCATE TABLE IF EXISTS ${config.clickhouseDatabase}.events` });
         const s = await replay(asLines(events), pipeline.buffer, pipeline.flusher, { clock: 'event', drain: true, maxFutureMs: config.maxFutureMs });
         out(
           `replayed ${s.read} events in ${s.seconds.toFixed(1)} s (${Math.round(s.read / s.seconds)} events/s): ` +
@@ -65,7 +65,8 @@ export function registerDemo(program: Command): void {
                   uniqExact(sessionId) AS sessions FROM ${db}.events`,
         );
         out(`\nrows in ClickHouse: ${JSON.stringify(totals)}`);
-        out(`try: npx event-lens query "SELECT name, count() FROM ${db}.events GROUP BY name"`);
+        out(`try: CLICKHOUSE_DATABASE=${db} npx event-lens report pages --project acme-shop --from 2026-09-01 --to 2026-12-31`);
+        out(`     npx event-lens query "SELECT name, count() FROM ${db}.events GROUP BY name"`);
       } finally {
         await deleteByPrefix(pipeline.redis, `${config.keyPrefix}:`);
         await pipeline.close();

@@ -12,6 +12,7 @@ import { registerMigrate } from './migrate.ts';
 import { err } from './output.ts';
 import { registerQuery } from './query.ts';
 import { registerReplay } from './replay.ts';
+import { registerReport } from './report.ts';
 import { registerStatus } from './status.ts';
 import { registerWorker } from './worker.ts';
 
@@ -22,6 +23,7 @@ const program = new Command('event-lens')
 registerReplay(program);
 registerGenerate(program);
 registerQuery(program);
+registerReport(program);
 registerMigrate(program);
 registerStatus(program);
 registerDemo(program);
