@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { ulid } from 'ulid';
 import { benchBuffer } from '../bench/buffer-bench.ts';
+import { benchStorage } from '../bench/storage-bench.ts';
 import { benchWorker, type WorkerBenchResult } from '../bench/worker-bench.ts';
 import { openClickHouse } from '../clickhouse/client.ts';
 import { migrate } from '../clickhouse/migrate.ts';
@@ -21,15 +22,25 @@ const EVENTS_PER_SESSION = 8.4;
 export function registerBench(program: Command): void {
   program
     .command('bench')
-    .description('measure the buffer and the worker against their ceilings (per-event Lua, no-op BullMQ) on a private redis-server, side by side')
-    .option('--events <n>', 'events to generate', (v) => Number(v), 100_000)
+    .description(
+      'benchmarks, each next to its ceiling in the same run. pipeline (default): the buffer and the worker against per-event Lua and a ' +
+        'no-op BullMQ worker, on a private redis-server. storage: the optimised schema and views against a naive table',
+    )
+    .argument('[suite]', 'pipeline | storage', 'pipeline')
+    .option('--events <n>', 'events to generate (pipeline: 100 000, storage: 1 000 000)', (v) => Number(v))
+    .option('--runs <n>', 'storage: timed runs per query (the median is reported)', (v) => Number(v), 5)
     .option('--quick', 'a short run (20 000 events)', false)
     .option('--json', 'print one JSON object', false)
     .option('--redis-url <url>', 'use this Redis instead of starting one (only keys under a unique prefix are written and removed)')
     .option('--worker-events <n>', 'events for the worker measurements', (v) => Number(v), 20_000)
-    .action(async (opts: { events: number; quick: boolean; json: boolean; redisUrl?: string; workerEvents: number }) => {
+    .action(async (suite: string, opts: { events?: number; runs: number; quick: boolean; json: boolean; redisUrl?: string; workerEvents: number }) => {
+      if (suite === 'storage') {
+        await storageSuite(opts);
+        return;
+      }
+      if (suite !== 'pipeline') throw new Error(`bench ${JSON.stringify(suite)}: expected pipeline or storage`);
       const config = loadConfig(process.env);
-      const target = opts.quick ? 20_000 : opts.events;
+      const target = opts.quick ? 20_000 : (opts.events ?? 100_000);
       const workerEvents = opts.quick ? 5_000 : opts.workerEvents;
       const server = opts.redisUrl ? undefined : await startRedisServer();
       const redis = await connectRedis(opts.redisUrl ?? (server as { url: string }).url);
@@ -87,4 +98,42 @@ export function registerBench(program: Command): void {
         await server?.stop();
       }
     });
+}
+
+async function storageSuite(opts: { events?: number; runs: number; quick: boolean; json: boolean }): Promise<void> {
+  const config = loadConfig(process.env);
+  const target = opts.quick ? 200_000 : (opts.events ?? 1_000_000);
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'event-lens-storage-'));
+  const database = `bench_storage_${ulid().toLowerCase()}`;
+  const ch = config.clickhouseUrl ? await openClickHouse({ ...config, clickhouseDatabase: database }) : await openClickHouse({ ...config, dataDir, clickhouseDatabase: database });
+  const log = (step: string): void => {
+    if (!opts.json) process.stderr.write(`bench storage: ${step}\n`);
+  };
+  try {
+    await migrate(ch, { retentionDays: 0 });
+    log(`generating ${target} events`);
+    const events = generateEvents({ sessions: Math.ceil(target / EVENTS_PER_SESSION), seed: 42 }).slice(0, target);
+    const r = await benchStorage(ch, events, { runs: opts.runs, timeoutMs: config.sessionTimeoutMs, onStep: log });
+    if (opts.json) {
+      out(JSON.stringify(r));
+      return;
+    }
+    const mb = (b: number): string => (b / 1024 / 1024).toFixed(2);
+    out(`storage on ${r.events} events: naive ${mb(r.bytes.naive)} MiB, optimised ${mb(r.bytes.optimised)} MiB (views ${mb(r.bytes.views)} MiB), storageRatio ${r.storageRatio}`);
+    out(table(r.columns.slice(0, 14).map((c) => ({ column: c.column, naive_kib: Math.round(c.naive / 1024), optimised_kib: Math.round(c.optimised / 1024), ratio: c.naive ? (c.optimised / c.naive).toFixed(3) : '' }))));
+    out('');
+    out(table(r.queries.map((q) => ({ query: q.query, naive_ms: q.naiveMs.toFixed(1), optimised_ms: q.optimisedMs.toFixed(1), view_ms: q.viewMs === null ? '' : q.viewMs.toFixed(1) }))));
+    out('');
+    out(table(r.memory.map((m) => ({ query: m.query, naive_peak_mib: mb(m.naiveBytes), optimised_peak_mib: mb(m.optimisedBytes) }))));
+    out('');
+    out(`time on page: window function ${r.timeOnPage.windowFunctionMs.toFixed(1)} ms, duration column ${r.timeOnPage.durationColumnMs.toFixed(1)} ms, pages view ${r.timeOnPage.viewMs.toFixed(1)} ms`);
+    out(
+      `ratios: storageRatio=${r.storageRatio} propertyFilterTimeRatio=${r.propertyFilterTimeRatio} dashboardQueryTimeRatio=${r.dashboardQueryTimeRatio} ` +
+        `memoryRatio=${r.memoryRatio} timeOnPageRatio=${r.timeOnPageRatio}`,
+    );
+  } finally {
+    if (config.clickhouseUrl) await ch.client.command({ query: `DROP DATABASE IF EXISTS ${database}` });
+    await ch.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 }

@@ -16,6 +16,21 @@ import type { Config } from '../config.ts';
 import { EventLensError } from '../errors.ts';
 import { readEndpoint, serveEmbedded } from './embedded-endpoint.ts';
 
+/**
+ * chdb's adapter applies per-call settings with SET on one long-lived session,
+ * so a setting given to one call would leak into every later call. Every call
+ * on the embedded engine therefore restates, at the engine's default, each
+ * setting Event Lens ever passes per call. Above all insert_deduplication_token:
+ * otherwise a later insert without a token would be dropped as a duplicate of
+ * the last flushed batch. Add a setting here when code starts passing it.
+ */
+export const EMBEDDED_SETTING_DEFAULTS = {
+  insert_deduplication_token: '',
+  max_memory_usage: '0',
+  use_query_condition_cache: 1,
+  input_format_skip_unknown_fields: 1,
+} as const;
+
 type ChdbAsClientConnection = NonNullable<Parameters<typeof createClient>[0]>['connection'];
 
 export interface ClickHouse {
@@ -95,11 +110,7 @@ export async function openClickHouse(
     // chdb types its connection against its own copy of @clickhouse/client-common;
     // the shapes are the same contract (chdb's parity tests), only the declarations differ.
     const connection = createChdbConnection({ path: path.join(config.dataDir, 'chdb') }) as unknown as ChdbAsClientConnection;
-    // chdb's adapter applies per-call settings with SET on one long-lived session,
-    // so a setting would leak into later calls. Every call therefore states the
-    // settings we rely on; above all insert_deduplication_token, or a later insert
-    // without a token would be dropped as a duplicate of the last flushed batch.
-    const client = createClient({ connection, clickhouse_settings: { insert_deduplication_token: '' } });
+    const client = createClient({ connection, clickhouse_settings: EMBEDDED_SETTING_DEFAULTS });
     const endpoint = options.serve ? await serveEmbedded(client, config.dataDir) : undefined;
     return {
       client,

@@ -43,6 +43,8 @@ export interface GeneratedEvent {
   utmSource?: string;
   utmMedium?: string;
   utmCampaign?: string;
+  utmTerm?: string;
+  utmContent?: string;
   country?: string;
   city?: string;
   region?: string;

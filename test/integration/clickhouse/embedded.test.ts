@@ -48,6 +48,16 @@ describe('embedded ClickHouse', () => {
     expect(await ids(owner)).toEqual(['a', 'b']);
   });
 
+  it('does not carry a per-call setting such as max_memory_usage into later queries', async () => {
+    const tight = await owner.client
+      .query({ query: 'SELECT count() FROM numbers(2000000) GROUP BY number % 100000', format: 'JSONEachRow', clickhouse_settings: { max_memory_usage: '100000' } })
+      .then((rs) => rs.json())
+      .catch((e: unknown) => e);
+    expect(String(tight)).toMatch(/memory limit/i);
+    const rs = await owner.client.query({ query: 'SELECT count() AS n FROM (SELECT number % 100000 FROM numbers(2000000) GROUP BY number % 100000)', format: 'JSONEachRow' });
+    expect(await rs.json()).toEqual([{ n: 100000 }]);
+  });
+
   it('lets a second opener in the same directory use the owner\'s endpoint instead of failing', async () => {
     expect(shared.kind).toBe('shared');
     expect(readEndpoint(dir)?.pid).toBe(process.pid);
