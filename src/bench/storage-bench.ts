@@ -41,7 +41,8 @@ const TEXT = [
 
 const NAIVE_COLUMNS = ['id', 'projectId', 'name', 'sessionId', 'createdAt', 'timestamp', ...TEXT, 'latitude', 'longitude', 'properties', 'duration', 'screenViews', 'ip'];
 
-function rowsFor(events: readonly GeneratedEvent[], timeoutMs: number): { optimised: string[]; naive: string[] } {
+/** The final ClickHouse rows of the events (durations from the reference model), as the optimised and the naive table take them. */
+export function rowsFor(events: readonly GeneratedEvent[], timeoutMs: number): { optimised: string[]; naive: string[] } {
   const bySession = new Map<string, SessionEvent[]>();
   for (const e of events) {
     const list = bySession.get(e.sessionId ?? '') ?? [];

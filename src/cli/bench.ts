@@ -5,7 +5,8 @@ import type { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { ulid } from 'ulid';
 import { benchBuffer } from '../bench/buffer-bench.ts';
-import { benchStorage } from '../bench/storage-bench.ts';
+import { benchFlush, type FlushBenchResult } from '../bench/flush-bench.ts';
+import { benchStorage, rowsFor } from '../bench/storage-bench.ts';
 import { benchWorker, type WorkerBenchResult } from '../bench/worker-bench.ts';
 import { openClickHouse } from '../clickhouse/client.ts';
 import { migrate } from '../clickhouse/migrate.ts';
@@ -56,10 +57,13 @@ export function registerBench(program: Command): void {
           ? await openClickHouse({ ...config, clickhouseDatabase: `bench_${ulid().toLowerCase()}` })
           : await openClickHouse({ ...config, dataDir, clickhouseDatabase: 'bench' });
         let worker: WorkerBenchResult;
+        let flush: FlushBenchResult;
         try {
           await migrate(ch, { retentionDays: 0 });
           const url = opts.redisUrl ?? (server as { url: string }).url;
           worker = await benchWorker(redis, ch, { ...config, redisUrl: url }, generated.slice(0, workerEvents), (step) => bar?.update(100, { step }));
+          bar?.update(100, { step: 'rawInsert + flush' });
+          flush = await benchFlush(redis, ch, config, rowsFor(generated, config.sessionTimeoutMs).optimised);
           if (config.clickhouseUrl) await ch.client.command({ query: `DROP DATABASE IF EXISTS ${ch.database}` });
         } finally {
           await ch.close();
@@ -73,7 +77,7 @@ export function registerBench(program: Command): void {
           redis: /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? 'unknown',
         };
         if (opts.json) {
-          out(JSON.stringify({ machine, ...result, workerEvents, ...worker }));
+          out(JSON.stringify({ machine, ...result, workerEvents, ...worker, ...flush }));
           return;
         }
         out(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, redis ${machine.redis}`);
@@ -91,6 +95,9 @@ export function registerBench(program: Command): void {
             { measure: 'workerSingle (same jobs, to rows in ClickHouse)', value: worker.workerSingleEventsPerSec, unit: 'events/s' },
             { measure: 'workerBatch (100 events per job, to rows in ClickHouse)', value: worker.workerBatchEventsPerSec, unit: 'events/s' },
             { measure: 'singleVsNoop', value: worker.singleVsNoop, unit: 'ratio' },
+            { measure: `rawInsert (${events.length} final rows, plain client inserts)`, value: flush.rawInsertRowsPerSec, unit: 'rows/s' },
+            { measure: 'flush (the same rows through the flusher)', value: flush.flushRowsPerSec, unit: 'rows/s' },
+            { measure: 'flushVsRawInsert', value: flush.flushVsRawInsert, unit: 'ratio' },
           ]),
         );
       } finally {

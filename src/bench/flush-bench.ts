@@ -1,0 +1,69 @@
+/**
+ * Flush benchmarks on the same final rows, side by side:
+ *
+ * - rawInsert: plain @clickhouse/client inserts (JSONEachRow, FLUSH_MAX_ROWS
+ *   per insert), no Redis: ClickHouse's own cost.
+ * - flush: Event Lens's flusher draining a prepared backlog of those rows
+ *   from the shards' ready lists (claim → insert with token → ack).
+ */
+import { Readable } from 'node:stream';
+import type { Redis } from 'ioredis';
+import { ulid } from 'ulid';
+import { SessionBuffer } from '../buffer/session-buffer.ts';
+import { queryRows, type ClickHouse } from '../clickhouse/client.ts';
+import type { Config } from '../config.ts';
+import { Flusher } from '../flush/flusher.ts';
+import { deleteByPrefix } from '../ops/redis.ts';
+
+export interface FlushBenchResult {
+  rawInsertRowsPerSec: number;
+  flushRowsPerSec: number;
+  flushVsRawInsert: number;
+}
+
+async function countRows(ch: ClickHouse): Promise<number> {
+  const [row] = await queryRows<{ n: string | number }>(ch, `SELECT count() AS n FROM ${ch.database}.events`);
+  return Number(row?.n ?? 0);
+}
+
+export async function benchFlush(redis: Redis, ch: ClickHouse, config: Config, rows: readonly string[]): Promise<FlushBenchResult> {
+  const batch = config.flushMaxRows;
+  await ch.client.command({ query: `TRUNCATE TABLE ${ch.database}.events` });
+  let started = performance.now();
+  for (let i = 0; i < rows.length; i += batch) {
+    const r = await ch.client.exec({
+      query: `INSERT INTO ${ch.database}.events FORMAT JSONEachRow`,
+      values: Readable.from([Buffer.from(rows.slice(i, i + batch).join('\n'))], { objectMode: false }),
+    });
+    r.stream.resume();
+  }
+  const rawSeconds = (performance.now() - started) / 1000;
+  if ((await countRows(ch)) !== rows.length) throw new Error('rawInsert: row count mismatch');
+
+  await ch.client.command({ query: `TRUNCATE TABLE ${ch.database}.events` });
+  const prefix = `bench-flush-${ulid()}`;
+  const settings = { ...config, keyPrefix: prefix };
+  const buffer = new SessionBuffer(redis, settings);
+  for (let i = 0; i < rows.length; i += 5_000) {
+    const pipeline = redis.pipeline();
+    rows.slice(i, i + 5_000).forEach((row, k) => pipeline.rpush(buffer.shardKeys((i + k) % settings.bufferShards).ready, row));
+    await pipeline.exec();
+  }
+  const flusher = new Flusher(redis, buffer, ch, {
+    owner: prefix,
+    leaseMs: config.leaseMs,
+    flushMaxRows: config.flushMaxRows,
+    flushMaxBytes: config.flushMaxBytes,
+    flushIntervalMs: 0,
+  });
+  started = performance.now();
+  const flushed = await flusher.tick(true);
+  const flushSeconds = (performance.now() - started) / 1000;
+  await flusher.release();
+  await deleteByPrefix(redis, `${prefix}:`);
+  if (flushed.rows !== rows.length || (await countRows(ch)) !== rows.length) throw new Error('flush: row count mismatch');
+
+  const raw = rows.length / rawSeconds;
+  const flush = rows.length / flushSeconds;
+  return { rawInsertRowsPerSec: Math.round(raw), flushRowsPerSec: Math.round(flush), flushVsRawInsert: Number((flush / raw).toFixed(3)) };
+}
