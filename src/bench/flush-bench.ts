@@ -16,6 +16,7 @@ import { Flusher } from '../flush/flusher.ts';
 import { deleteByPrefix } from '../ops/redis.ts';
 
 export interface FlushBenchResult {
+  flushRows: number;
   rawInsertRowsPerSec: number;
   flushRowsPerSec: number;
   flushVsRawInsert: number;
@@ -65,5 +66,5 @@ export async function benchFlush(redis: Redis, ch: ClickHouse, config: Config, r
 
   const raw = rows.length / rawSeconds;
   const flush = rows.length / flushSeconds;
-  return { rawInsertRowsPerSec: Math.round(raw), flushRowsPerSec: Math.round(flush), flushVsRawInsert: Number((flush / raw).toFixed(3)) };
+  return { flushRows: rows.length, rawInsertRowsPerSec: Math.round(raw), flushRowsPerSec: Math.round(flush), flushVsRawInsert: Number((flush / raw).toFixed(3)) };
 }

@@ -95,7 +95,7 @@ export function registerBench(program: Command): void {
             { measure: 'workerSingle (same jobs, to rows in ClickHouse)', value: worker.workerSingleEventsPerSec, unit: 'events/s' },
             { measure: 'workerBatch (100 events per job, to rows in ClickHouse)', value: worker.workerBatchEventsPerSec, unit: 'events/s' },
             { measure: 'singleVsNoop', value: worker.singleVsNoop, unit: 'ratio' },
-            { measure: `rawInsert (${events.length} final rows, plain client inserts)`, value: flush.rawInsertRowsPerSec, unit: 'rows/s' },
+            { measure: `rawInsert (${flush.flushRows} final rows, plain client inserts)`, value: flush.rawInsertRowsPerSec, unit: 'rows/s' },
             { measure: 'flush (the same rows through the flusher)', value: flush.flushRowsPerSec, unit: 'rows/s' },
             { measure: 'flushVsRawInsert', value: flush.flushVsRawInsert, unit: 'ratio' },
           ]),
