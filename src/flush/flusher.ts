@@ -200,18 +200,20 @@ export class Flusher {
   }
 
   /**
-   * Flushes each shard that has a full batch, an unacknowledged batch, or rows
-   * older than flushIntervalMs since its last flush; `force` flushes every
-   * shard until its backlog is empty.
+   * Flushes each shard that has a full batch, an unacknowledged batch, or
+   * (mode `due`, the worker's) rows waiting flushIntervalMs since its last
+   * flush. Mode `full` inserts full batches only, the fewest and largest
+   * inserts, for offline replays. `force` flushes every shard until its
+   * backlog is empty.
    */
-  async tick(force = false): Promise<FlushResult> {
+  async tick(force = false, mode: 'due' | 'full' = 'due'): Promise<FlushResult> {
     const backlog = await this.buffer.backlog();
     const now = Date.now();
     const due = backlog.filter((b) => {
       if (b.inBatch > 0) return true;
       if (b.ready === 0) return false;
       if (force || b.ready >= this.options.flushMaxRows) return true;
-      return now - (this.lastFlushAt.get(b.shard) ?? 0) >= this.options.flushIntervalMs;
+      return mode === 'due' && now - (this.lastFlushAt.get(b.shard) ?? 0) >= this.options.flushIntervalMs;
     });
     const results = await Promise.all(
       due.map(async ({ shard }) => {

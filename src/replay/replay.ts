@@ -8,6 +8,10 @@
  * script call per shard) at the clock after the chunk, then swept and
  * flushed. Sweeping only after a chunk's ingest never emits a row earlier
  * than event-by-event processing would, so chunking cannot break O1.
+ *
+ * While the stream runs, only full batches (FLUSH_MAX_ROWS) are inserted:
+ * a replay is about throughput, and ClickHouse prefers few large inserts
+ * (every insert also feeds the dashboard views). --drain inserts the rest.
  */
 import type { Logger } from 'pino';
 import type { SessionBuffer } from '../buffer/session-buffer.ts';
@@ -64,7 +68,7 @@ export async function replay(
       chunk = [];
     }
     await buffer.sweep(clock());
-    const flushed = await flusher.tick();
+    const flushed = await flusher.tick(false, 'full');
     s.rowsWritten += flushed.rows;
     s.sessionsWritten += flushed.sessions;
     options.onProgress?.(s.read);
