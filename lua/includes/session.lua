@@ -15,7 +15,9 @@
              session facts for the sessions row: #s (JSON object of the
              earliest event's session fields) with #st / #sm (its createdAt
              and member); #ep / #xp entry and exit path (JSON strings) of
-             the first and last screen_view, with #ept #epm / #xpt #xpm.
+             the first and last screen_view, with #ept #epm / #xpt #xpm;
+             #lt / #lm the last event (createdAt order); #lb / #lbt the
+             nearest boundary at or before it with no idle gap in between.
              ('#' and '>' never occur in an id.)
     p  ZSET  member of a held row -> buffer time (ms) at which it may be
              emitted; +inf while its duration is not settled.

@@ -25,7 +25,8 @@ let running: WorkerService[] = [];
 let opened: { close(): Promise<void> }[] = [];
 
 afterEach(async () => {
-  await Promise.all(running.map((w) => w.stop(1_000)));
+  // a generous deadline: a flush still running after stop() could insert into the next test's table
+  await Promise.all(running.map((w) => w.stop(30_000)));
   await Promise.all(opened.map((o) => o.close()));
   running = [];
   opened = [];
