@@ -110,12 +110,9 @@ for i = 1, sessions do
         local gap = meta.lt ~= nil and t - meta.lt > TIMEOUT
         if meta.lb ~= nil and not gap and kindOf(meta.lb) == 'v' then
           -- the visit's last boundary is a screen_view: this event ends (or extends) it
+          -- (a later 'o' only extends its D2 duration: it stays unsettled, no write)
           if redis.call('HGET', h, idOf(meta.lb)) == 'V' then
-            if isBoundary(kind) then
-              redis.call('ZADD', p, now + GRACE, meta.lb)
-            else
-              redis.call('ZADD', p, '+inf', meta.lb)
-            end
+            if isBoundary(kind) then redis.call('ZADD', p, now + GRACE, meta.lb) end
           else
             late = late + 1
           end
@@ -171,8 +168,12 @@ for i = 1, sessions do
       end
     end
   end
-  redis.call('HSET', h, '#la', now, '#lt', meta.lt, '#lm', meta.lm)
-  if meta.lb then redis.call('HSET', h, '#lb', meta.lb, '#lbt', meta.lbt) else redis.call('HDEL', h, '#lb', '#lbt') end
+  if meta.lb then
+    redis.call('HSET', h, '#la', now, '#lt', meta.lt, '#lm', meta.lm, '#lb', meta.lb, '#lbt', meta.lbt)
+  else
+    redis.call('HSET', h, '#la', now, '#lt', meta.lt, '#lm', meta.lm)
+    redis.call('HDEL', h, '#lb', '#lbt')
+  end
   -- due: the earliest finite emit time, or the finalisation deadline (see closeAt)
   local at = now + TIMEOUT + GRACE
   if meta.ee ~= nil and meta.ee == meta.lm and meta.ea + GRACE < at then at = meta.ea + GRACE end
