@@ -106,3 +106,63 @@ export async function benchBuffer(
     redisBytesPerHeldEvent: Math.round(memoryHeld / events.length),
   };
 }
+
+export interface GrowthPoint {
+  heldSessions: number;
+  scriptP50Ms: number;
+  scriptP99Ms: number;
+  bytesPerHeldEvent: number;
+}
+
+const quantile = (sorted: readonly number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+
+/**
+ * Script latency and memory as the number of held sessions grows: the buffer
+ * is filled to each level with sessions of two screen views (held, not swept),
+ * then 300 calls of 20 events each (new sessions and existing ones) are timed
+ * one by one. Cost per event should not depend on how much is held.
+ */
+export async function benchGrowth(
+  redis: Redis,
+  settings: BufferSettings,
+  levels: readonly number[],
+  makeEvent: (session: number, index: number) => NormalizedEvent,
+  onStep: (label: string, fraction: number) => void = () => {},
+): Promise<GrowthPoint[]> {
+  const buffer = new SessionBuffer(redis, settings);
+  const points: GrowthPoint[] = [];
+  const memoryBefore = await usedMemory(redis);
+  let held = 0;
+  let probe = 0;
+  for (const level of levels) {
+    for (let s = held; s < level; s += 1_000) {
+      const batch: NormalizedEvent[] = [];
+      for (let k = s; k < Math.min(level, s + 1_000); k += 1) batch.push(makeEvent(k, 0), makeEvent(k, 1));
+      await buffer.ingest(batch, 1);
+      onStep(`fill ${level}`, s / level);
+    }
+    held = level;
+    const times: number[] = [];
+    for (let call = 0; call < 300; call += 1) {
+      const batch: NormalizedEvent[] = [];
+      for (let k = 0; k < 20; k += 1) {
+        // half go to existing sessions, half start new ones beyond the level
+        const session = k % 2 === 0 ? (call * 7919 + k) % level : 10_000_000 + probe++;
+        batch.push(makeEvent(session, 2 + call));
+      }
+      const started = performance.now();
+      await buffer.ingest(batch, 1);
+      times.push(performance.now() - started);
+    }
+    times.sort((a, b) => a - b);
+    const events = 2 * level + 300 * 20;
+    points.push({
+      heldSessions: level,
+      scriptP50Ms: Number(quantile(times, 0.5).toFixed(3)),
+      scriptP99Ms: Number(quantile(times, 0.99).toFixed(3)),
+      bytesPerHeldEvent: Math.round(((await usedMemory(redis)) - memoryBefore) / events),
+    });
+  }
+  await deleteByPrefix(redis, `${settings.keyPrefix}:`);
+  return points;
+}

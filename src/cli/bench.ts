@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { ulid } from 'ulid';
-import { benchBuffer } from '../bench/buffer-bench.ts';
+import { benchBuffer, benchGrowth } from '../bench/buffer-bench.ts';
 import { benchFlush, type FlushBenchResult } from '../bench/flush-bench.ts';
 import { benchStorage, rowsFor } from '../bench/storage-bench.ts';
 import { benchWorker, type WorkerBenchResult } from '../bench/worker-bench.ts';
@@ -51,6 +51,22 @@ export function registerBench(program: Command): void {
         const events = generated.map((e) => normalizeEvent(e, { receivedAtMs: Date.parse(e.createdAt), maxFutureMs: config.maxFutureMs }));
         bar?.start(100, 0, { step: 'generate' });
         const result = await benchBuffer(redis, events, { ...config, keyPrefix: `bench-${ulid()}` }, (step, f) => bar?.update(Math.round(f * 100), { step }));
+        const levels = opts.quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
+        const template = events[0] as (typeof events)[number];
+        const growth = await benchGrowth(
+          redis,
+          { ...config, keyPrefix: `bench-growth-${ulid()}` },
+          levels,
+          (session, index) => ({
+            ...template,
+            id: `g${session}-${index}`,
+            sessionId: `growth-${session}`,
+            kind: 'v',
+            createdAtMs: template.createdAtMs + index * 1_000,
+          }),
+          (step, f) => bar?.update(Math.round(f * 100), { step }),
+        );
+        const scriptP99Growth = Number(((growth.at(-1)?.scriptP99Ms ?? 0) / (growth[0]?.scriptP99Ms || 1)).toFixed(3));
         bar?.update(100, { step: 'worker' });
         const dataDir = mkdtempSync(path.join(os.tmpdir(), 'event-lens-bench-'));
         const ch = config.clickhouseUrl
@@ -77,7 +93,7 @@ export function registerBench(program: Command): void {
           redis: /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? 'unknown',
         };
         if (opts.json) {
-          out(JSON.stringify({ machine, ...result, workerEvents, ...worker, ...flush }));
+          out(JSON.stringify({ machine, ...result, workerEvents, ...worker, ...flush, growth, scriptP99Growth }));
           return;
         }
         out(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, redis ${machine.redis}`);
@@ -98,6 +114,9 @@ export function registerBench(program: Command): void {
             { measure: `rawInsert (${flush.flushRows} final rows, plain client inserts)`, value: flush.rawInsertRowsPerSec, unit: 'rows/s' },
             { measure: 'flush (the same rows through the flusher)', value: flush.flushRowsPerSec, unit: 'rows/s' },
             { measure: 'flushVsRawInsert', value: flush.flushVsRawInsert, unit: 'ratio' },
+            ...growth.map((g) => ({ measure: `ingest call (20 events) p50 / p99 with ${g.heldSessions} held sessions`, value: `${g.scriptP50Ms} / ${g.scriptP99Ms}`, unit: 'ms' })),
+            ...growth.map((g) => ({ measure: `bytes per held event with ${g.heldSessions} held sessions`, value: g.bytesPerHeldEvent, unit: 'bytes' })),
+            { measure: 'scriptP99Growth', value: scriptP99Growth, unit: 'ratio' },
           ]),
         );
       } finally {
