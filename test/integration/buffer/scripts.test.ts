@@ -132,6 +132,7 @@ describe('claimBatch-4.lua, ackBatch-4.lua, releaseLease-1.lua', () => {
     const sk = buffer.shardKeys(0);
     expect(await scripts.releaseLease.run(services.redis, [sk.lease], ['f2'])).toBe(0);
     expect(await scripts.releaseLease.run(services.redis, [sk.lease], ['f1'])).toBe(1);
+    expect(await scripts.releaseLease.run(services.redis, [sk.lease], ['f1'])).toBe(0); // twice: nothing more to release
     expect(await claim('f2', 'B2')).toEqual([1, 'B1', '{"id":"r0"}']);
   });
 

@@ -54,6 +54,22 @@ describe('dashboard reports', () => {
     expect(fromView.map((r) => [r.referrer, Number(r.sessions)])).toEqual(fromTable.map((r) => [r.referrer, Number(r.n)]));
   });
 
+  it('keeps the latest traits of each profile from identify events', async () => {
+    const db = services.clickhouse.database;
+    const identify = (id: string, at: string, plan: string) =>
+      JSON.stringify({ id, projectId: 'acme-shop', name: 'identify', profileId: 'user-42', deviceId: 'd1', createdAt: at, properties: { plan } });
+    const r = await services.clickhouse.ch.client.exec({
+      query: `INSERT INTO ${db}.events FORMAT JSONEachRow`,
+      values: (await import('node:stream')).Readable.from(
+        [Buffer.from([identify('i1', '2026-10-01 10:00:00.000', 'free'), identify('i2', '2026-10-02 10:00:00.000', 'pro')].join('\n'))],
+        { objectMode: false },
+      ),
+    });
+    r.stream.resume();
+    const rows = await queryRows(services.clickhouse.ch, `SELECT profileId, lastSeenAt, properties FROM ${db}.profiles FINAL WHERE projectId = 'acme-shop'`);
+    expect(rows).toEqual([{ profileId: 'user-42', lastSeenAt: '2026-10-02 10:00:00.000', properties: { plan: 'pro' } }]);
+  });
+
   it('runs filters with hostile keys and values as data', async () => {
     for (const evil of ["x' OR 1=1 --", "'; DROP TABLE events; --", '\\\\', '{p:String}', 'a\u0000b', 'k'.repeat(5_000)]) {
       const rows = await runReport(services.clickhouse.ch, 'pages', {
