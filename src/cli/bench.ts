@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { ulid } from 'ulid';
-import { benchBuffer, benchGrowth } from '../bench/buffer-bench.ts';
+import { benchBuffer, benchGrowth, type GrowthPoint } from '../bench/buffer-bench.ts';
 import { benchFlush, type FlushBenchResult } from '../bench/flush-bench.ts';
 import { benchStorage, rowsFor } from '../bench/storage-bench.ts';
 import { benchWorker, type WorkerBenchResult } from '../bench/worker-bench.ts';
@@ -51,22 +51,6 @@ export function registerBench(program: Command): void {
         const events = generated.map((e) => normalizeEvent(e, { receivedAtMs: Date.parse(e.createdAt), maxFutureMs: config.maxFutureMs }));
         bar?.start(100, 0, { step: 'generate' });
         const result = await benchBuffer(redis, events, { ...config, keyPrefix: `bench-${ulid()}` }, (step, f) => bar?.update(Math.round(f * 100), { step }));
-        const levels = opts.quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
-        const template = events[0] as (typeof events)[number];
-        const growth = await benchGrowth(
-          redis,
-          { ...config, keyPrefix: `bench-growth-${ulid()}` },
-          levels,
-          (session, index) => ({
-            ...template,
-            id: `g${session}-${index}`,
-            sessionId: `growth-${session}`,
-            kind: 'v',
-            createdAtMs: template.createdAtMs + index * 1_000,
-          }),
-          (step, f) => bar?.update(Math.round(f * 100), { step }),
-        );
-        const scriptP99Growth = Number(((growth.at(-1)?.scriptP99Ms ?? 0) / (growth[0]?.scriptP99Ms || 1)).toFixed(3));
         bar?.update(100, { step: 'worker' });
         const dataDir = mkdtempSync(path.join(os.tmpdir(), 'event-lens-bench-'));
         const ch = config.clickhouseUrl
@@ -74,12 +58,31 @@ export function registerBench(program: Command): void {
           : await openClickHouse({ ...config, dataDir, clickhouseDatabase: 'bench' });
         let worker: WorkerBenchResult;
         let flush: FlushBenchResult;
+        let growth: GrowthPoint[];
+        let scriptP99Growth: number;
         try {
           await migrate(ch, { retentionDays: 0 });
           const url = opts.redisUrl ?? (server as { url: string }).url;
           worker = await benchWorker(redis, ch, { ...config, redisUrl: url }, generated.slice(0, workerEvents), (step) => bar?.update(100, { step }));
           bar?.update(100, { step: 'rawInsert + flush' });
           flush = await benchFlush(redis, ch, config, rowsFor(generated, config.sessionTimeoutMs).optimised);
+          // last: filling Redis with a million sessions would disturb the measurements after it
+          const levels = opts.quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
+          const template = events[0] as (typeof events)[number];
+          growth = await benchGrowth(
+            redis,
+            { ...config, keyPrefix: `bench-growth-${ulid()}` },
+            levels,
+            (session, index) => ({
+              ...template,
+              id: `g${session}-${index}`,
+              sessionId: `growth-${session}`,
+              kind: 'v',
+              createdAtMs: template.createdAtMs + index * 1_000,
+            }),
+            (step, f) => bar?.update(Math.round(f * 100), { step }),
+          );
+          scriptP99Growth = Number(((growth.at(-1)?.scriptP99Ms ?? 0) / (growth[0]?.scriptP99Ms || 1)).toFixed(3));
           if (config.clickhouseUrl) await ch.client.command({ query: `DROP DATABASE IF EXISTS ${ch.database}` });
         } finally {
           await ch.close();
