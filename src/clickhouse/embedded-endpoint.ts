@@ -10,17 +10,28 @@
  * query parameters, ClickHouse settings as URL parameters, and GET /ping.
  * It listens on 127.0.0.1 only and accepts no credentials: it is a local
  * socket of the owning process, not a network service.
+ *
+ * The owner runs every request on its one chDB session, and chDB keeps
+ * settings per session, so a client could change how the owner's own flushes
+ * behave (`insert_deduplicate = 0` would silently turn off batch
+ * deduplication). The endpoint therefore accepts only the settings the owner
+ * restates on every call (EMBEDDED_SETTING_DEFAULTS) and refuses SET
+ * statements, with an error that says so.
  */
 import { writeFileSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
+import { EMBEDDED_SETTING_DEFAULTS } from './settings.ts';
 
 /** URL parameters that are part of the protocol, not settings. */
 const PROTOCOL_PARAMS = new Set(['query', 'database', 'query_id', 'session_id', 'session_timeout', 'session_check', 'default_format', 'user', 'password', 'role']);
-/** Settings the embedded engine must not receive from a client (compression is not offered). */
+/** HTTP-transport settings that mean nothing here (no compression, no progress headers). */
 const DROPPED_SETTINGS = new Set(['enable_http_compression', 'http_zlib_compression_level', 'wait_end_of_query', 'send_progress_in_http_headers']);
+const ALLOWED_SETTINGS = new Set(Object.keys(EMBEDDED_SETTING_DEFAULTS));
+/** A SET statement, alone or after another statement. */
+const SET_STATEMENT = /(^|;)\s*SET\s/i;
 
 export interface EndpointInfo {
   url: string;
@@ -88,14 +99,30 @@ async function handle(client: ClickHouseClient, req: http.IncomingMessage, res: 
   }
   const queryParams: Record<string, string> = {};
   const settings: Record<string, string> = {};
+  const refused: string[] = [];
   for (const [key, value] of url.searchParams) {
     if (key.startsWith('param_')) queryParams[key.slice(6)] = value;
-    else if (!PROTOCOL_PARAMS.has(key) && !DROPPED_SETTINGS.has(key)) settings[key] = value;
+    else if (ALLOWED_SETTINGS.has(key)) settings[key] = value;
+    else if (!PROTOCOL_PARAMS.has(key) && !DROPPED_SETTINGS.has(key)) refused.push(key);
   }
   const queryId = url.searchParams.get('query_id') ?? crypto.randomUUID();
+  const refuse = (message: string): void => {
+    res.writeHead(400, { 'content-type': 'text/plain', 'x-clickhouse-exception-code': '115' }).end(`Code: 115. DB::Exception: ${message} (UNKNOWN_SETTING)\n`);
+  };
+  if (refused.length > 0) {
+    refuse(
+      `the embedded endpoint does not accept the settings ${refused.join(', ')}: they would persist in the owning process's session. ` +
+        `Accepted: ${[...ALLOWED_SETTINGS].join(', ')}; use a ClickHouse server (CLICKHOUSE_URL) for others`,
+    );
+    return;
+  }
   try {
     const body = await readBody(req);
     const inUrl = url.searchParams.get('query');
+    if (SET_STATEMENT.test(inUrl ?? body.toString('utf8'))) {
+      refuse('SET statements are refused by the embedded endpoint: a setting would persist in the owning process\'s session');
+      return;
+    }
     const { Readable } = await import('node:stream');
     const result = await client.exec({
       query: inUrl ?? body.toString('utf8'),

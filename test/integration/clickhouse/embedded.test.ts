@@ -71,6 +71,20 @@ describe('embedded ClickHouse', () => {
     expect(await ids(shared)).toEqual(['a', 'b', 'c', 'd']);
   });
 
+  it('refuses settings and SET statements that would change the owner\'s session, so its batch dedup stays on', async () => {
+    const bySetting = await shared.client
+      .command({ query: 'SELECT 1', clickhouse_settings: { insert_deduplicate: 0 } })
+      .catch((e: unknown) => e as Error);
+    expect(String(bySetting)).toMatch(/does not accept the settings insert_deduplicate/);
+    for (const sql of ['SET insert_deduplicate = 0', 'SELECT 1; SET insert_deduplicate = 0', '  set insert_deduplicate=0']) {
+      const bySet = await shared.client.command({ query: sql }).catch((e: unknown) => e as Error);
+      expect(String(bySet)).toMatch(/SET statements are refused/);
+    }
+    await insert(shared, '{"id":"e","v":5}', 'token-3');
+    await insert(owner, '{"id":"e","v":5}', 'token-3');
+    expect((await ids(owner)).filter((id) => id === 'e')).toEqual(['e']);
+  });
+
   it('returns ClickHouse errors through the endpoint with their code and type', async () => {
     const error = (await shared.client.query({ query: 'SELECT nope FROM emb.t', format: 'JSONEachRow' }).catch((e: unknown) => e)) as {
       type?: string;
