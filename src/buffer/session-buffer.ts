@@ -79,23 +79,6 @@ interface ShardGroup {
 
 const SWEEP_PAGE = 256;
 
-/** Columns of the sessions table that come from the session's earliest event. */
-const SESSION_FACT_COLUMNS = [
-  'projectId', 'deviceId', 'profileId', 'referrer', 'referrerName', 'referrerType', 'utmSource', 'utmMedium',
-  'utmCampaign', 'utmTerm', 'utmContent', 'country', 'city', 'region', 'os', 'osVersion', 'browser',
-  'browserVersion', 'device', 'brand', 'model',
-] as const;
-
-/**
- * The session fields of an event, as the JSON object the sessions row starts
- * with (one parse per session per call; Lua never decodes it).
- */
-export function sessionFacts(event: NormalizedEvent): string {
-  const row = JSON.parse(event.payload) as Record<string, unknown>;
-  const facts: Record<string, unknown> = { id: event.sessionId };
-  for (const column of SESSION_FACT_COLUMNS) if (row[column] !== undefined) facts[column] = row[column];
-  return JSON.stringify(facts);
-}
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 export class SessionBuffer {
@@ -154,7 +137,7 @@ export class SessionBuffer {
       // in (createdAt, id) order, so each event settles its predecessor once
       list.sort((a, b) => a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       const first = list[0] as NormalizedEvent;
-      args.push(member, list.length, first.createdAtMs, `${first.id}\t${first.kind}`, sessionFacts(first));
+      args.push(member, list.length, first.createdAtMs, `${first.id}\t${first.kind}`, JSON.stringify({ id: first.sessionId, ...first.sessionFacts }));
       for (const e of list) args.push(e.id, e.createdAtMs, e.kind, e.payload, e.kind === 'v' ? JSON.stringify(e.path) : '');
     }
     for (const e of group.sessionless) args.push(sessionMember(e.projectId, e.id), e.payload);

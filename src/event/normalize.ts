@@ -26,6 +26,8 @@ export interface NormalizedEvent {
   clamped: boolean;
   /** The page path ('' when absent): entry and exit path of the sessions row. */
   path: string;
+  /** This event's values of the sessions-row columns that come from a session's earliest event. */
+  sessionFacts: Record<string, unknown>;
   /** The ClickHouse row as a JSON object string, without duration and screenViews. */
   payload: string;
 }
@@ -42,6 +44,13 @@ const TEXT_COLUMNS = [
   'utmSource', 'utmMedium', 'utmCampaign', 'utmTerm', 'utmContent', 'city', 'region',
   'os', 'osVersion', 'browser', 'browserVersion', 'device', 'brand', 'model', 'ip', 'userAgent',
 ] as const satisfies readonly (keyof RawEvent)[];
+
+/** Columns of the sessions table taken from the session's earliest event. */
+const SESSION_FACT_COLUMNS = [
+  'projectId', 'deviceId', 'profileId', 'referrer', 'referrerName', 'referrerType', 'utmSource', 'utmMedium',
+  'utmCampaign', 'utmTerm', 'utmContent', 'country', 'city', 'region', 'os', 'osVersion', 'browser',
+  'browserVersion', 'device', 'brand', 'model',
+] as const;
 
 /** The property set on a clamped event, holding the original createdAt. */
 export const CLAMPED_PROPERTY = '$clampedCreatedAt';
@@ -111,6 +120,8 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions, assign
   if (raw.latitude !== undefined) row.latitude = raw.latitude;
   if (raw.longitude !== undefined) row.longitude = raw.longitude;
   row.properties = properties;
+  const sessionFacts: Record<string, unknown> = {};
+  if (raw.sessionId) for (const column of SESSION_FACT_COLUMNS) if (row[column] !== undefined) sessionFacts[column] = row[column];
 
   return {
     id,
@@ -121,6 +132,7 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions, assign
     createdAtMs,
     clamped,
     path: raw.path ?? '',
+    sessionFacts,
     payload: JSON.stringify(row),
   };
 }
