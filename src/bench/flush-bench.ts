@@ -12,7 +12,7 @@ import { ulid } from 'ulid';
 import { SessionBuffer } from '../buffer/session-buffer.ts';
 import { queryRows, type ClickHouse } from '../clickhouse/client.ts';
 import type { Config } from '../config.ts';
-import { Flusher } from '../flush/flusher.ts';
+import { Flusher, flusherOptions } from '../flush/flusher.ts';
 import { deleteByPrefix } from '../ops/redis.ts';
 
 export interface FlushBenchResult {
@@ -50,13 +50,7 @@ export async function benchFlush(redis: Redis, ch: ClickHouse, config: Config, r
     rows.slice(i, i + 5_000).forEach((row, k) => pipeline.rpush(buffer.shardKeys((i + k) % settings.bufferShards).ready, row));
     await pipeline.exec();
   }
-  const flusher = new Flusher(redis, buffer, ch, {
-    owner: prefix,
-    leaseMs: config.leaseMs,
-    flushMaxRows: config.flushMaxRows,
-    flushMaxBytes: config.flushMaxBytes,
-    flushIntervalMs: 0,
-  });
+  const flusher = new Flusher(redis, buffer, ch, flusherOptions({ ...config, flushIntervalMs: 0 }, prefix));
   started = performance.now();
   const flushed = await flusher.tick(true);
   const flushSeconds = (performance.now() - started) / 1000;

@@ -17,7 +17,7 @@ import { ulid } from 'ulid';
 import { SessionBuffer } from '../buffer/session-buffer.ts';
 import { queryRows, type ClickHouse } from '../clickhouse/client.ts';
 import type { Config } from '../config.ts';
-import { Flusher } from '../flush/flusher.ts';
+import { Flusher, flusherOptions } from '../flush/flusher.ts';
 import type { GeneratedEvent } from '../generate/model.ts';
 import { createLogger } from '../ops/log.ts';
 import { Metrics } from '../ops/metrics.ts';
@@ -72,13 +72,7 @@ export async function benchWorker(
       await worker.close();
     } else {
       const buffer = new SessionBuffer(redis, config);
-      const flusher = new Flusher(redis, buffer, ch, {
-        owner: name,
-        leaseMs: config.leaseMs,
-        flushMaxRows: config.flushMaxRows,
-        flushMaxBytes: config.flushMaxBytes,
-        flushIntervalMs: config.flushIntervalMs,
-      });
+      const flusher = new Flusher(redis, buffer, ch, flusherOptions(config, name));
       const service = new WorkerService({ config, role: 'all', buffer, flusher, metrics: new Metrics(), log: createLogger('silent'), redisUrl: base.redisUrl });
       await service.start();
       await drained(queue);

@@ -8,7 +8,7 @@ import { SessionBuffer } from '../buffer/session-buffer.ts';
 import { openClickHouse, type ClickHouse } from '../clickhouse/client.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import type { Config } from '../config.ts';
-import { Flusher } from '../flush/flusher.ts';
+import { Flusher, flusherOptions } from '../flush/flusher.ts';
 import { connectRedis } from '../ops/redis.ts';
 
 export interface Pipeline {
@@ -39,13 +39,7 @@ export async function openPipeline(config: Config, options: { fresh?: boolean } 
     throw err;
   }
   const buffer = new SessionBuffer(redis, config);
-  const flusher = new Flusher(redis, buffer, ch, {
-    owner: flusherOwner(),
-    leaseMs: 30_000,
-    flushMaxRows: config.flushMaxRows,
-    flushMaxBytes: config.flushMaxBytes,
-    flushIntervalMs: config.flushIntervalMs,
-  });
+  const flusher = new Flusher(redis, buffer, ch, flusherOptions(config, flusherOwner()));
   return {
     redis,
     ch,

@@ -4,7 +4,7 @@ import { observeScripts } from '../buffer/scripts.ts';
 import { openClickHouse, type ClickHouse } from '../clickhouse/client.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { loadConfig, redactUrl } from '../config.ts';
-import { Flusher } from '../flush/flusher.ts';
+import { Flusher, flusherOptions } from '../flush/flusher.ts';
 import { createLogger } from '../ops/log.ts';
 import { Metrics, serveHealth } from '../ops/metrics.ts';
 import { connectRedis } from '../ops/redis.ts';
@@ -37,14 +37,7 @@ export function registerWorker(program: Command): void {
       }
       const buffer = new SessionBuffer(redis, config);
       const flusher = ch
-        ? new Flusher(redis, buffer, ch, {
-            owner: flusherOwner(),
-            leaseMs: config.leaseMs,
-            flushMaxRows: config.flushMaxRows,
-            flushMaxBytes: config.flushMaxBytes,
-            flushIntervalMs: config.flushIntervalMs,
-            metrics,
-          })
+        ? new Flusher(redis, buffer, ch, flusherOptions(config, flusherOwner(), metrics))
         : undefined;
       const service = new WorkerService({ config, role, buffer, ...(flusher ? { flusher } : {}), metrics, log, redisUrl: config.redisUrl });
       const health =

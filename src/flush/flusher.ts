@@ -35,6 +35,7 @@ import type { ShardKeys } from '../buffer/keys.ts';
 import type { SessionBuffer } from '../buffer/session-buffer.ts';
 import { expectArray, scripts, ScriptCode } from '../buffer/scripts.ts';
 import type { Metrics } from '../ops/metrics.ts';
+import type { Config } from '../config.ts';
 
 export interface FlusherOptions {
   /** Unique id of this flusher (lease owner). */
@@ -47,6 +48,22 @@ export interface FlusherOptions {
   /** Attempts per batch before the error is raised (retryable errors only). */
   maxAttempts?: number;
   metrics?: Metrics;
+}
+
+/** Flusher options from the config, for one owner (and optional metrics). */
+export function flusherOptions(
+  config: Pick<Config, 'leaseMs' | 'flushMaxRows' | 'flushMaxBytes' | 'flushIntervalMs'>,
+  owner: string,
+  metrics?: Metrics,
+): FlusherOptions {
+  return {
+    owner,
+    leaseMs: config.leaseMs,
+    flushMaxRows: config.flushMaxRows,
+    flushMaxBytes: config.flushMaxBytes,
+    flushIntervalMs: config.flushIntervalMs,
+    ...(metrics ? { metrics } : {}),
+  };
 }
 
 /** A row ClickHouse rejected, as stored in the dead-letter list. */

@@ -58,7 +58,7 @@ export async function replay(
   const clock = (): number => (options.clock === 'event' ? eventClock : Date.now());
   let chunk: NormalizedEvent[] = [];
 
-  const process = async (): Promise<void> => {
+  const processChunk = async (): Promise<void> => {
     if (chunk.length > 0) {
       for (const e of chunk) if (e.createdAtMs > eventClock) eventClock = e.createdAtMs;
       const r = await buffer.ingest(chunk, clock());
@@ -86,9 +86,9 @@ export async function replay(
       s.rejected += 1;
       options.onInvalid?.(lineNo, err.message);
     }
-    if (chunk.length >= chunkSize) await process();
+    if (chunk.length >= chunkSize) await processChunk();
   }
-  await process();
+  await processChunk();
 
   if (options.drain) {
     // as if the inactivity timeout had passed for every held session
