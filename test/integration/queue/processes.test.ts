@@ -64,26 +64,28 @@ describe('worker processes', () => {
   it('loses and doubles nothing when an ingest worker is killed with SIGKILL mid-stream', async () => {
     const flush = startWorker('flush');
     let ingestA = startWorker('ingest');
-    const ingestB = startWorker('ingest');
     const config = { ...loadConfig(env()) };
     const producer = new Producer({ redisUrl: config.redisUrl, queueName: config.queueName });
-    const events = generateEvents({ sessions: 400, seed: 21 });
-    const jobs = Math.ceil(events.length / 40);
-    for (let j = 0; j < jobs; j += 1) {
-      await producer.enqueueBatch(events.slice(j * 40, j * 40 + 40));
-      if (j === Math.floor(jobs / 3)) {
-        ingestA.kill('SIGKILL');
-        await exited(ingestA);
-        ingestA = startWorker('ingest');
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    await producer.close();
-
-    // wait until the queue is empty and every session was finalised and flushed
-    const buffer = new SessionBuffer(services.redis, config);
     const { Queue } = await import('bullmq');
     const queue = new Queue(config.queueName, { connection: { url: config.redisUrl }, prefix: config.queuePrefix });
+    const events = generateEvents({ sessions: 400, seed: 21 });
+    const jobs = Math.ceil(events.length / 40);
+    const enqueue = async (from: number, to: number): Promise<void> => {
+      for (let j = from; j < to; j += 1) await producer.enqueueBatch(events.slice(j * 40, j * 40 + 40));
+    };
+    // until the kill, A is the only ingest worker: the kill must catch jobs it is processing
+    await enqueue(0, Math.floor(jobs / 2));
+    await expect.poll(async () => (await queue.getJobCounts('active')).active, { timeout: 30_000, interval: 5 }).toBeGreaterThan(0);
+    ingestA.kill('SIGKILL');
+    await exited(ingestA);
+    const ingestB = startWorker('ingest');
+    ingestA = startWorker('ingest');
+    await enqueue(Math.floor(jobs / 2), jobs);
+    await producer.close();
+
+    // wait until the queue is empty (the killed worker's jobs are retried once their lock expires)
+    // and every session was finalised and flushed
+    const buffer = new SessionBuffer(services.redis, config);
     await expect
       .poll(
         async () => {
