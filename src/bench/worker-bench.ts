@@ -14,6 +14,7 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ulid } from 'ulid';
+import { settlingEvents, type SessionEvent } from '../buffer/durations.ts';
 import { SessionBuffer } from '../buffer/session-buffer.ts';
 import { queryRows, type ClickHouse } from '../clickhouse/client.ts';
 import type { Config } from '../config.ts';
@@ -23,6 +24,7 @@ import { createLogger } from '../ops/log.ts';
 import { Metrics } from '../ops/metrics.ts';
 import { deleteByPrefix } from '../ops/redis.ts';
 import { JOB_BATCH, JOB_EVENT } from '../queue/jobs.ts';
+import { Producer } from '../queue/producer.ts';
 import { WorkerService } from '../queue/worker-service.ts';
 
 export interface WorkerBenchResult {
@@ -95,5 +97,118 @@ export async function benchWorker(
     workerSingleEventsPerSec: Math.round(workerSingle),
     workerBatchEventsPerSec: Math.round(workerBatch),
     singleVsNoop: Number((workerSingle / bullmqNoop).toFixed(3)),
+  };
+}
+
+export interface EndToEndResult {
+  /** Events per second from the first enqueue until the queue is drained, with the flusher writing alongside. */
+  eventsPerSec: number;
+  /** Settle-to-visible latency of every row settled by a later event (rows only finalisation settles are left out). */
+  p50Ms: number;
+  p99Ms: number;
+  latencyRows: number;
+  /** GRACE_MS + FLUSH_INTERVAL_MS + 1 s: the issue's ceiling for p99. */
+  p99TargetMs: number;
+  graceMs: number;
+  flushIntervalMs: number;
+}
+
+/**
+ * endToEnd: batch jobs of 100 events through the producer, into the worker
+ * (default sweep, grace and flush settings), until the rows are in
+ * ClickHouse. The settle time of a row is when the ingest call holding the
+ * event that settles it returned (`settlingEvents`); its visible time is when
+ * ClickHouse confirmed the insert holding it. After the queue drains, the
+ * bench waits for every row a later event settled, then finalises the rest
+ * (as `replay --drain` does) and checks the row count.
+ */
+export async function benchEndToEnd(
+  ch: ClickHouse,
+  base: Config,
+  events: readonly GeneratedEvent[],
+  redis: Redis,
+  onStep: (label: string) => void = () => {},
+): Promise<EndToEndResult> {
+  onStep('endToEnd');
+  const name = `bench-e2e-${ulid()}`;
+  const config: Config = { ...base, queueName: name, keyPrefix: name };
+  await ch.client.command({ query: `TRUNCATE TABLE ${ch.database}.events` });
+
+  const settler = new Map<string, string | null>();
+  const bySession = new Map<string, SessionEvent[]>();
+  for (const e of events) {
+    if (!e.sessionId) {
+      settler.set(e.id, e.id);
+      continue;
+    }
+    const key = `${e.projectId}\u0000${e.sessionId}`;
+    const list = bySession.get(key) ?? [];
+    list.push({ id: e.id, createdAtMs: Date.parse(e.createdAt), kind: e.name === 'screen_view' ? 'v' : e.name === 'session_end' ? 'e' : 'o' });
+    bySession.set(key, list);
+  }
+  for (const list of bySession.values()) for (const [id, by] of settlingEvents(list, config.sessionTimeoutMs)) settler.set(id, by);
+
+  const arrived = new Map<string, number>();
+  const visible = new Map<string, number>();
+  const buffer = new SessionBuffer(redis, config);
+  const ingest = buffer.ingest.bind(buffer);
+  buffer.ingest = async (batch, nowMs) => {
+    const result = await ingest(batch, nowMs);
+    const at = performance.now();
+    for (const e of batch) if (!arrived.has(e.id)) arrived.set(e.id, at);
+    return result;
+  };
+  const eventsTable = `${ch.database}.events`;
+  const flusher = new Flusher(redis, buffer, ch, {
+    ...flusherOptions(config, name),
+    onInserted: (table, rows) => {
+      if (table !== eventsTable) return;
+      const at = performance.now();
+      for (const row of rows) visible.set((JSON.parse(row) as { id: string }).id, at);
+    },
+  });
+  const service = new WorkerService({ config, role: 'all', buffer, flusher, metrics: new Metrics(), log: createLogger('silent'), redisUrl: base.redisUrl });
+  const producer = new Producer({ redisUrl: base.redisUrl, queueName: name, prefix: config.queuePrefix });
+  await service.start();
+  const started = performance.now();
+  for (let i = 0; i < events.length; i += 100) await producer.enqueueBatch(events.slice(i, i + 100));
+  await drained(producer.queue);
+  const seconds = (performance.now() - started) / 1000;
+
+  const settledIds = [...settler].filter(([, by]) => by !== null).map(([id]) => id);
+  const waitFor = async (ids: readonly string[], timeoutMs: number, what: string): Promise<void> => {
+    const deadline = performance.now() + timeoutMs;
+    while (ids.some((id) => !visible.has(id))) {
+      if (performance.now() > deadline) throw new Error(`bench endToEnd: ${ids.filter((id) => !visible.has(id)).length} ${what} rows not visible after ${timeoutMs} ms`);
+      await sleep(50);
+    }
+  };
+  onStep('endToEnd (waiting for settled rows)');
+  await waitFor(settledIds, config.graceMs + config.flushIntervalMs + 60_000, 'settled');
+  await buffer.sweep(Date.now() + config.sessionTimeoutMs + config.graceMs + 1);
+  await waitFor([...settler.keys()], 60_000, 'finalised');
+  await service.stop(600_000);
+  await producer.close();
+  const [row] = await queryRows<{ n: string | number }>(ch, `SELECT count() AS n FROM ${eventsTable}`);
+  if (Number(row?.n) !== events.length) throw new Error(`bench endToEnd: ${String(row?.n)} rows in ClickHouse, expected ${events.length}`);
+  await producer.queue.obliterate({ force: true }).catch(() => {});
+  await deleteByPrefix(redis, `${name}:`);
+
+  const latencies = settledIds
+    .map((id) => {
+      const by = settler.get(id) as string;
+      const settle = Math.max(arrived.get(id) ?? Infinity, arrived.get(by) ?? Infinity);
+      return (visible.get(id) as number) - settle;
+    })
+    .sort((a, b) => a - b);
+  const q = (p: number): number => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0);
+  return {
+    eventsPerSec: Math.round(events.length / seconds),
+    p50Ms: q(0.5),
+    p99Ms: q(0.99),
+    latencyRows: latencies.length,
+    p99TargetMs: config.graceMs + config.flushIntervalMs + 1_000,
+    graceMs: config.graceMs,
+    flushIntervalMs: config.flushIntervalMs,
   };
 }

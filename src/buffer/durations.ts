@@ -88,3 +88,34 @@ function sessionEndFigures(sorted: readonly SessionEvent[], i: number, timeoutMs
   }
   return { duration: end.createdAtMs - first.createdAtMs, screenViews };
 }
+
+/**
+ * Which event settles each event's row (the arrival that makes its figures
+ * final): a screen_view is settled by the next boundary of its segment, or,
+ * with none, by the first event after the idle gap that ends its segment;
+ * `null` when nothing after it does (only finalisation settles it). Every
+ * other event is settled by its own arrival. Used to measure settle-to-visible
+ * latency.
+ */
+export function settlingEvents(events: readonly SessionEvent[], timeoutMs: number): Map<string, string | null> {
+  const sorted = [...events].sort(compareEvents);
+  const settledBy = new Map<string, string | null>();
+  for (let i = 0; i < sorted.length; i += 1) {
+    const e = sorted[i] as SessionEvent;
+    if (e.kind !== 'v') {
+      settledBy.set(e.id, e.id);
+      continue;
+    }
+    let by: string | null = null;
+    for (let j = i + 1; j < sorted.length; j += 1) {
+      const next = sorted[j] as SessionEvent;
+      const prev = sorted[j - 1] as SessionEvent;
+      if (next.createdAtMs - prev.createdAtMs > timeoutMs || isBoundary(next.kind)) {
+        by = next.id;
+        break;
+      }
+    }
+    settledBy.set(e.id, by);
+  }
+  return settledBy;
+}

@@ -4,11 +4,11 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { ulid } from 'ulid';
-import { benchBuffer, benchGrowth, type GrowthPoint } from '../bench/buffer-bench.ts';
+import { benchBuffer, benchGrowth, type BufferBenchResult, type GrowthPoint } from '../bench/buffer-bench.ts';
 import { benchFlush, type FlushBenchResult } from '../bench/flush-bench.ts';
 import { benchStorage, rowsFor } from '../bench/storage-bench.ts';
-import { benchWorker, type WorkerBenchResult } from '../bench/worker-bench.ts';
-import { openClickHouse } from '../clickhouse/client.ts';
+import { benchEndToEnd, benchWorker, type EndToEndResult, type WorkerBenchResult } from '../bench/worker-bench.ts';
+import { openClickHouse, queryRows, type ClickHouse } from '../clickhouse/client.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { loadConfig } from '../config.ts';
 import { normalizeEvent } from '../event/normalize.ts';
@@ -49,24 +49,32 @@ export function registerBench(program: Command): void {
       try {
         const generated = generateEvents({ sessions: Math.ceil(target / EVENTS_PER_SESSION), seed: 42 }).slice(0, target);
         const events = generated.map((e) => normalizeEvent(e, { receivedAtMs: Date.parse(e.createdAt), maxFutureMs: config.maxFutureMs }));
-        bar?.start(100, 0, { step: 'generate' });
-        const result = await benchBuffer(redis, events, { ...config, keyPrefix: `bench-${ulid()}` }, (step, f) => bar?.update(Math.round(f * 100), { step }));
-        bar?.update(100, { step: 'worker' });
+        const step = (label: string, f = 0): void => bar?.update(Math.round(f * 100), { step: label });
+        bar?.start(100, 0, { step: 'start' });
         const dataDir = mkdtempSync(path.join(os.tmpdir(), 'event-lens-bench-'));
         const ch = config.clickhouseUrl
           ? await openClickHouse({ ...config, clickhouseDatabase: `bench_${ulid().toLowerCase()}` })
           : await openClickHouse({ ...config, dataDir, clickhouseDatabase: 'bench' });
+        const url = opts.redisUrl ?? (server as { url: string }).url;
         let worker: WorkerBenchResult;
+        let buffer: BufferBenchResult;
         let flush: FlushBenchResult;
+        let endToEnd: EndToEndResult;
         let growth: GrowthPoint[];
-        let scriptP99Growth: number;
+        let clickhouse = '';
         try {
           await migrate(ch, { retentionDays: 0 });
-          const url = opts.redisUrl ?? (server as { url: string }).url;
-          worker = await benchWorker(redis, ch, { ...config, redisUrl: url }, generated.slice(0, workerEvents), (step) => bar?.update(100, { step }));
-          bar?.update(100, { step: 'rawInsert + flush' });
+          clickhouse = `${ch.kind === 'embedded' ? 'chDB (embedded)' : ch.kind} ${await chVersion(ch)}`;
+          // 1, 2 (and workerBatch): BullMQ's ceiling and the worker on the same jobs
+          worker = await benchWorker(redis, ch, { ...config, redisUrl: url }, generated.slice(0, workerEvents), (label) => step(label));
+          // 3, 4, 8: one script call per event against the batched buffer; memory and CPU
+          buffer = await benchBuffer(redis, events, { ...config, keyPrefix: `bench-${ulid()}` }, step);
+          // 5, 6: plain inserts against the flusher
+          step('rawInsert + flush');
           flush = await benchFlush(redis, ch, config, rowsFor(generated, config.sessionTimeoutMs).optimised);
-          // last: filling Redis with a million sessions would disturb the measurements after it
+          // 7: producer to visible rows, default settings
+          endToEnd = await benchEndToEnd(ch, { ...config, redisUrl: url }, generated, redis, (label) => step(label));
+          // 9, last: filling Redis with a million sessions would disturb the measurements after it
           const levels = opts.quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
           const template = events[0] as (typeof events)[number];
           growth = await benchGrowth(
@@ -80,9 +88,8 @@ export function registerBench(program: Command): void {
               kind: 'v',
               createdAtMs: template.createdAtMs + index * 1_000,
             }),
-            (step, f) => bar?.update(Math.round(f * 100), { step }),
+            step,
           );
-          scriptP99Growth = Number(((growth.at(-1)?.scriptP99Ms ?? 0) / (growth[0]?.scriptP99Ms || 1)).toFixed(3));
           if (config.clickhouseUrl) await ch.client.command({ query: `DROP DATABASE IF EXISTS ${ch.database}` });
         } finally {
           await ch.close();
@@ -92,35 +99,89 @@ export function registerBench(program: Command): void {
         const machine = {
           cpu: os.cpus()[0]?.model ?? 'unknown',
           cores: os.cpus().length,
+          memoryGiB: Math.round(os.totalmem() / 2 ** 30),
           node: process.version,
           redis: /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? 'unknown',
+          clickhouse,
+        };
+        const ratio = (a: number, b: number): number => Number((a / (b || 1)).toFixed(3));
+        const ratios = {
+          singleVsNoop: worker.singleVsNoop,
+          batchedVsPerEventLua: buffer.batchedVsPerEventLua,
+          flushVsRawInsert: flush.flushVsRawInsert,
+          scriptP99Growth: ratio(growth.at(-1)?.scriptP99Ms ?? 0, growth[0]?.scriptP99Ms ?? 0),
+        };
+        const report = {
+          machine,
+          events: events.length,
+          workerEvents,
+          bullmqNoop: worker.bullmqNoopJobsPerSec,
+          workerSingle: worker.workerSingleEventsPerSec,
+          workerBatch: worker.workerBatchEventsPerSec,
+          luaPerEvent: buffer.luaPerEventPerSec,
+          bufferBatched: buffer.bufferBatchedPerSec,
+          bufferSweep: buffer.bufferSweepPerSec,
+          rawInsert: flush.rawInsertRowsPerSec,
+          flush: flush.flushRowsPerSec,
+          endToEnd,
+          redisBytesPerHeldEvent: buffer.redisBytesPerHeldEvent,
+          meanPayloadBytes: buffer.meanPayloadBytes,
+          redisCpuUsPerEvent: { batched: buffer.redisCpuUsPerEventBatched, perEventScript: buffer.redisCpuUsPerEventPerEvent },
+          growth,
+          ratios,
+          targets: {
+            singleVsNoop: { target: '>= 0.7', met: ratios.singleVsNoop >= 0.7 },
+            batchedVsPerEventLua: { target: '>= 2', met: ratios.batchedVsPerEventLua >= 2 },
+            flushVsRawInsert: { target: '>= 0.8', met: ratios.flushVsRawInsert >= 0.8 },
+            endToEndEventsPerSec: { target: '>= 50000', met: endToEnd.eventsPerSec >= 50_000 },
+            endToEndP99: { target: `<= ${endToEnd.p99TargetMs} ms`, met: endToEnd.p99Ms <= endToEnd.p99TargetMs },
+            redisCpuUsPerEvent: { target: '<= 5', met: buffer.redisCpuUsPerEventBatched <= 5 },
+            redisBytesPerHeldEvent: { target: `<= ${buffer.meanPayloadBytes + 200}`, met: buffer.redisBytesPerHeldEvent <= buffer.meanPayloadBytes + 200 },
+            scriptP99Growth: { target: '<= 1.5', met: ratios.scriptP99Growth <= 1.5 },
+          },
         };
         if (opts.json) {
-          out(JSON.stringify({ machine, ...result, workerEvents, ...worker, ...flush, growth, scriptP99Growth }));
+          out(JSON.stringify(report));
           return;
         }
-        out(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, redis ${machine.redis}`);
+        out(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}, redis ${machine.redis}, ClickHouse ${machine.clickhouse}`);
         out(
           table([
-            { measure: 'luaPerEvent (ceiling: 1 call/event)', value: result.luaPerEventPerSec, unit: 'events/s' },
-            { measure: 'bufferBatched (Event Lens ingest)', value: result.bufferBatchedPerSec, unit: 'events/s' },
-            { measure: 'bufferSweep (emit + finalise)', value: result.bufferSweepPerSec, unit: 'events/s' },
-            { measure: 'batchedVsPerEventLua', value: result.batchedVsPerEventLua, unit: 'ratio' },
-            { measure: 'Redis CPU, batched ingest', value: result.redisCpuUsPerEventBatched, unit: 'µs/event' },
-            { measure: 'Redis CPU, per-event script', value: result.redisCpuUsPerEventPerEvent, unit: 'µs/event' },
-            { measure: 'redisBytesPerHeldEvent', value: result.redisBytesPerHeldEvent, unit: 'bytes' },
-            { measure: 'mean payload', value: result.meanPayloadBytes, unit: 'bytes' },
-            { measure: `bullmqNoop (${workerEvents} single-event jobs, no-op processor)`, value: worker.bullmqNoopJobsPerSec, unit: 'jobs/s' },
-            { measure: 'workerSingle (same jobs, to rows in ClickHouse)', value: worker.workerSingleEventsPerSec, unit: 'events/s' },
-            { measure: 'workerBatch (100 events per job, to rows in ClickHouse)', value: worker.workerBatchEventsPerSec, unit: 'events/s' },
-            { measure: 'singleVsNoop', value: worker.singleVsNoop, unit: 'ratio' },
-            { measure: `rawInsert (${flush.flushRows} final rows, plain client inserts)`, value: flush.rawInsertRowsPerSec, unit: 'rows/s' },
-            { measure: 'flush (the same rows through the flusher)', value: flush.flushRowsPerSec, unit: 'rows/s' },
-            { measure: 'flushVsRawInsert', value: flush.flushVsRawInsert, unit: 'ratio' },
-            ...growth.map((g) => ({ measure: `ingest call (20 events) p50 / p99 with ${g.heldSessions} held sessions`, value: `${g.scriptP50Ms} / ${g.scriptP99Ms}`, unit: 'ms' })),
-            ...growth.map((g) => ({ measure: `bytes per held event with ${g.heldSessions} held sessions`, value: g.bytesPerHeldEvent, unit: 'bytes' })),
-            { measure: 'scriptP99Growth', value: scriptP99Growth, unit: 'ratio' },
+            { measure: `1 bullmqNoop (${workerEvents} single-event jobs, no-op processor)`, value: report.bullmqNoop, unit: 'jobs/s' },
+            { measure: '2 workerSingle (same jobs, to rows in ClickHouse)', value: report.workerSingle, unit: 'events/s' },
+            { measure: '  workerBatch (100 events per job, to rows in ClickHouse)', value: report.workerBatch, unit: 'events/s' },
+            { measure: '3 luaPerEvent (ceiling: 1 script call per event)', value: report.luaPerEvent, unit: 'events/s' },
+            { measure: '4 bufferBatched (Event Lens ingest, grouped by shard)', value: report.bufferBatched, unit: 'events/s' },
+            { measure: '  bufferSweep (emit + finalise)', value: report.bufferSweep, unit: 'events/s' },
+            { measure: `5 rawInsert (${flush.flushRows} final rows, plain client inserts)`, value: report.rawInsert, unit: 'rows/s' },
+            { measure: '6 flush (the same rows through the flusher)', value: report.flush, unit: 'rows/s' },
+            { measure: `7 endToEnd (${events.length} events, producer, batch jobs of 100)`, value: endToEnd.eventsPerSec, unit: 'events/s' },
+            { measure: `  endToEnd settle-to-visible p50 / p99 (${endToEnd.latencyRows} rows)`, value: `${endToEnd.p50Ms} / ${endToEnd.p99Ms}`, unit: 'ms' },
+            { measure: '8 redisBytesPerHeldEvent / mean payload', value: `${report.redisBytesPerHeldEvent} / ${report.meanPayloadBytes}`, unit: 'bytes' },
+            { measure: '  Redis CPU, batched ingest / per-event script', value: `${buffer.redisCpuUsPerEventBatched} / ${buffer.redisCpuUsPerEventPerEvent}`, unit: 'µs/event' },
+            ...growth.map((g) => ({ measure: `9 ingest call (20 events) p50 / p99, ${g.heldSessions} held sessions`, value: `${g.scriptP50Ms} / ${g.scriptP99Ms}`, unit: 'ms' })),
+            ...growth.map((g) => ({ measure: `  bytes per held event, ${g.heldSessions} held sessions`, value: g.bytesPerHeldEvent, unit: 'bytes' })),
           ]),
+        );
+        out('');
+        out(
+          table(
+            Object.entries(report.targets).map(([measure, t]) => ({
+              measure,
+              value:
+                measure === 'endToEndEventsPerSec'
+                  ? endToEnd.eventsPerSec
+                  : measure === 'endToEndP99'
+                    ? endToEnd.p99Ms
+                    : measure === 'redisCpuUsPerEvent'
+                      ? buffer.redisCpuUsPerEventBatched
+                      : measure === 'redisBytesPerHeldEvent'
+                        ? buffer.redisBytesPerHeldEvent
+                        : ratios[measure as keyof typeof ratios],
+              target: t.target,
+              met: t.met ? 'yes' : 'no',
+            })),
+          ),
         );
       } finally {
         redis.disconnect();
@@ -165,4 +226,9 @@ async function storageSuite(opts: { events?: number; runs: number; quick: boolea
     await ch.close();
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+async function chVersion(ch: ClickHouse): Promise<string> {
+  const [row] = await queryRows<{ v: string }>(ch, 'SELECT version() AS v');
+  return row?.v ?? 'unknown';
 }

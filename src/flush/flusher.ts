@@ -48,6 +48,8 @@ export interface FlusherOptions {
   /** Attempts per batch before the error is raised (retryable errors only). */
   maxAttempts?: number;
   metrics?: Metrics;
+  /** Called once ClickHouse has confirmed an insert (the rows are visible to queries); for benchmarks and tests. */
+  onInserted?: (table: string, rows: readonly string[]) => void;
 }
 
 /** Flusher options from the config, for one owner (and optional metrics). */
@@ -166,6 +168,7 @@ export class Flusher {
       try {
         await this.insert(token, rows, table);
         metrics?.insertSeconds.observe((performance.now() - started) / 1000);
+        this.options.onInserted?.(table, rows);
         return;
       } catch (err) {
         const retryable = err instanceof ClickHouseWriteError && err.retryable;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { computeSessionRows, type SessionEvent } from '../../../src/buffer/durations.ts';
+import { computeSessionRows, settlingEvents, type SessionEvent } from '../../../src/buffer/durations.ts';
 
 const T = 30 * 60_000;
 const s = 1_000;
@@ -41,5 +41,23 @@ describe('computeSessionRows', () => {
   it('orders equal createdAt by id and ignores repeated ids', () => {
     const d = durations([e('b', 0, 'v'), e('a', 0, 'v'), e('a', 0, 'v'), e('c', 7 * s, 'v')]);
     expect(d).toEqual({ a: 0, b: 7_000, c: null });
+  });
+});
+
+describe('settlingEvents', () => {
+  it('a screen_view is settled by the next boundary of its segment; other events by their own arrival', () => {
+    const by = settlingEvents([e('v1', 0, 'v'), e('c', 5 * s, 'o'), e('v2', 20 * s, 'v'), e('end', 50 * s, 'e')], T);
+    expect(Object.fromEntries(by)).toEqual({ v1: 'v2', c: 'c', v2: 'end', end: 'end' });
+  });
+
+  it('an idle gap settles the last view before it through the first event after it; the last view waits for finalisation', () => {
+    const by = settlingEvents([e('v1', 0, 'v'), e('c', 10 * s, 'o'), e('c2', 10 * s + T + 1, 'o'), e('v2', 10 * s + T + 2, 'v')], T);
+    expect(by.get('v1')).toBe('c2');
+    expect(by.get('v2')).toBeNull();
+  });
+
+  it('uses createdAt order, not arrival order', () => {
+    const by = settlingEvents([e('v2', 9 * s, 'v'), e('v1', 0, 'v')], T);
+    expect(by.get('v1')).toBe('v2');
   });
 });
