@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   ackBatch: acknowledges a batch after ClickHouse confirmed its insert, which
   removes its rows from Redis. Rows ClickHouse rejected (found by bisecting

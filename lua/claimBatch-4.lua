@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   claimBatch: takes (or renews) the flush lease of a shard and returns the
   shard's batch to insert. A batch is fixed before it is inserted: when an

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   releaseLease: gives up a shard's flush lease if, and only if, the caller
   holds it (another flusher may have taken it after ours expired).

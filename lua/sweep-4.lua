@@ -1,4 +1,8 @@
+#!lua flags=allow-oom
 --[[
+  (allow-oom: this script moves memory out of the buffer towards ClickHouse, so it must
+  run when Redis is at maxmemory; ingest has no such flag and fails with OOM there.)
+
   sweep: emits the rows of due sessions whose grace has passed, and finalises
   sessions that ended (graceMs after the arrival of a session_end that is
   their last event) or went idle (no arrival for sessionTimeoutMs + graceMs). A finalised session's held rows are all

@@ -50,6 +50,7 @@ export interface Config {
   queuePrefix: string;
   /** Jobs one worker process handles at once. @defaultValue 8 */
   workerConcurrency: number;
+  workerMaxStalled: number;
   /** Ready rows (all shards) above which workers stop taking jobs. @defaultValue 200 000 */
   backlogHighWatermark: number;
   /** Ready rows below which paused workers take jobs again. @defaultValue 100 000 */
@@ -149,12 +150,13 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     queueName: r.string('QUEUE_NAME', 'events', /^[A-Za-z0-9_.-]{1,64}$/, '1..64 characters of letters, digits, _ . -'),
     queuePrefix: r.string('QUEUE_PREFIX', 'bull', /^[A-Za-z0-9_.{}-]{1,32}$/, '1..32 characters of letters, digits, _ . - { }'),
     workerConcurrency: r.int('WORKER_CONCURRENCY', 8, 1, 1_000),
+    workerMaxStalled: r.int('WORKER_MAX_STALLED', 10, 1, 1_000),
     backlogHighWatermark: r.int('BACKLOG_HIGH_WATERMARK', 200_000, 1),
     backlogLowWatermark: r.int('BACKLOG_LOW_WATERMARK', 100_000, 0),
     leaseMs: r.int('LEASE_MS', 15_000, 1_000, 600_000),
     sweepIntervalMs: r.int('SWEEP_INTERVAL_MS', 250, 10, 60_000),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 30_000, 0, 3_600_000),
-    workerLockMs: r.int('WORKER_LOCK_MS', 30_000, 1_000, 600_000),
+    workerLockMs: r.int('WORKER_LOCK_MS', 5_000, 1_000, 600_000),
     logLevel: r.string('LOG_LEVEL', 'info', new RegExp(`^(${LOG_LEVELS.join('|')})$`), `one of ${LOG_LEVELS.join(', ')}`),
   };
   if (config.bufferTtlMs < sessionTimeoutMs + graceMs) {

@@ -105,3 +105,8 @@ export function backoffMs(attempt: number, baseMs = 100, maxMs = 30_000, random 
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
   return Math.floor(random() * ceiling);
 }
+
+/** Redis refused a write because it is at maxmemory under noeviction ("OOM command not allowed ..."). */
+export function isOutOfMemory(err: unknown): boolean {
+  return err instanceof Error && /\bOOM command not allowed\b/.test(err.message);
+}

@@ -1,20 +1,15 @@
 import { createReadStream } from 'node:fs';
-import readline from 'node:readline';
 import type { Command } from 'commander';
 import { loadConfig } from '../config.ts';
 import { enqueueStream } from '../replay/enqueue.ts';
+import { readLineBytes } from '../replay/lines.ts';
 import { replay, type ClockKind } from '../replay/replay.ts';
 import { openPipeline } from './context.ts';
 import { err, out } from './output.ts';
 
-/**
- * The lines of a file (or stdin for "-"). Created right before iterating:
- * readline emits lines as soon as it exists, and lines emitted before the
- * async iterator is created would be lost.
- */
-function readLines(file: string): AsyncIterable<string> {
-  const input = file === '-' ? process.stdin : createReadStream(file, 'utf8');
-  return readline.createInterface({ input, crlfDelay: Infinity });
+/** The lines of a file (or stdin for "-"), as bytes: invalid UTF-8 is reported per line, not replaced. */
+function readLines(file: string): AsyncIterable<Uint8Array> {
+  return readLineBytes(file === '-' ? process.stdin : createReadStream(file));
 }
 
 export function registerReplay(program: Command): void {

@@ -5,6 +5,7 @@ import { openClickHouse, type ClickHouse } from '../clickhouse/client.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { loadConfig, redactUrl } from '../config.ts';
 import { Flusher, flusherOptions } from '../flush/flusher.ts';
+import { faultsFromEnv } from '../ops/faults.ts';
 import { createLogger } from '../ops/log.ts';
 import { Metrics, serveHealth } from '../ops/metrics.ts';
 import { connectRedis } from '../ops/redis.ts';
@@ -28,6 +29,14 @@ export function registerWorker(program: Command): void {
       const metrics = new Metrics();
       observeScripts((script, seconds) => metrics.scriptSeconds.observe({ script }, seconds));
 
+      const faults = faultsFromEnv(process.env);
+      if (faults) log.warn({ faults: faults.description }, 'fault hooks enabled (EVENT_LENS_FAULTS): for the chaos tests only');
+      if (role !== 'flush' && config.graceMs < config.workerLockMs * 1.5) {
+        log.warn(
+          { graceMs: config.graceMs, workerLockMs: config.workerLockMs },
+          'GRACE_MS is shorter than the time a crashed worker\'s jobs wait before they are retried (about 1.5 x WORKER_LOCK_MS): their events may arrive after their neighbours were written and be counted late',
+        );
+      }
       const redis = await connectRedis(config.redisUrl);
       await checkRedisSafety(redis, { allowEviction: opts.allowEviction, log });
       let ch: ClickHouse | undefined;
@@ -37,7 +46,7 @@ export function registerWorker(program: Command): void {
       }
       const buffer = new SessionBuffer(redis, config);
       const flusher = ch
-        ? new Flusher(redis, buffer, ch, flusherOptions(config, flusherOwner(), metrics))
+        ? new Flusher(redis, buffer, ch, { ...flusherOptions(config, flusherOwner(), metrics), ...(faults ? { faults } : {}) })
         : undefined;
       const service = new WorkerService({ config, role, buffer, ...(flusher ? { flusher } : {}), metrics, log, redisUrl: config.redisUrl });
       const health =

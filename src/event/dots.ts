@@ -14,7 +14,7 @@
  * Output objects have no prototype, so keys such as `__proto__` and
  * `constructor` are plain data and can never write to Object.prototype.
  */
-import { LIMITS } from './limits.ts';
+import { isWellFormed, LIMITS } from './limits.ts';
 
 /** Flattened properties: a prototype-free record of string values. */
 export type DottedProperties = Record<string, string>;
@@ -58,6 +58,9 @@ export function toDots(input: unknown, field = 'properties', limits: DotsLimits 
     }
     if (value.length > limits.maxPropertyValueLength) {
       throw new DotsError(`${field}.${key}`, `value must be at most ${limits.maxPropertyValueLength} characters`);
+    }
+    if (!isWellFormed(key) || !isWellFormed(value)) {
+      throw new DotsError(`${field}.${JSON.stringify(key.slice(0, 64)).slice(1, -1)}`, 'key and value must be valid Unicode (a lone surrogate was found)');
     }
     if (Object.prototype.hasOwnProperty.call(out, key)) {
       throw new DotsError(`${field}.${key}`, 'key appears twice after flattening (a dotted key collides with a nested one)');

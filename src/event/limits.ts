@@ -16,3 +16,7 @@ export const LIMITS = {
   /** Longest free-text field (path, referrer, userAgent, ...), in characters. */
   maxTextLength: 4 * 1024,
 } as const;
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** False for a string with a lone UTF-16 surrogate (what invalid UTF-8 becomes in JSON escapes): it cannot be stored as UTF-8 unchanged. */
+export const isWellFormed = (s: string): boolean => !LONE_SURROGATE.test(s);

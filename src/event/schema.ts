@@ -6,7 +6,7 @@
  * as `__proto__` are never copied through an ordinary object.
  */
 import { z } from 'zod';
-import { LIMITS } from './limits.ts';
+import { isWellFormed, LIMITS } from './limits.ts';
 
 /** Event ids are opaque, but limited to characters that are safe in Redis members and logs. */
 export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -22,7 +22,8 @@ function text(min: number, max: number) {
     .string({ error: rule })
     .min(min, { error: rule })
     .max(max, { error: rule })
-    .refine(noNul, { error: 'must not contain NUL characters' });
+    .refine(noNul, { error: 'must not contain NUL characters' })
+    .refine(isWellFormed, { error: 'must be valid Unicode (it has a lone surrogate)' });
 }
 
 const optionalText = (max: number = LIMITS.maxTextLength) => text(0, max).optional();

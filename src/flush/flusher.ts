@@ -34,6 +34,7 @@ import { backoffMs, ClickHouseWriteError, isRetryable } from '../errors.ts';
 import type { ShardKeys } from '../buffer/keys.ts';
 import type { SessionBuffer } from '../buffer/session-buffer.ts';
 import { expectArray, scripts, ScriptCode } from '../buffer/scripts.ts';
+import type { Faults } from '../ops/faults.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { Config } from '../config.ts';
 
@@ -50,6 +51,8 @@ export interface FlusherOptions {
   metrics?: Metrics;
   /** Called once ClickHouse has confirmed an insert (the rows are visible to queries); for benchmarks and tests. */
   onInserted?: (table: string, rows: readonly string[]) => void;
+  /** Fault hooks of the chaos suite (EVENT_LENS_FAULTS); never set in production. */
+  faults?: Faults;
 }
 
 /** Flusher options from the config, for one owner (and optional metrics). */
@@ -148,6 +151,7 @@ export class Flusher {
 
   /** Inserts one batch of event rows (or of `table`'s rows) with its dedup token. */
   async insert(id: string, rows: readonly string[], table = `${this.ch.database}.events`): Promise<void> {
+    this.options.faults?.beforeInsert();
     try {
       const result = await this.ch.client.exec({
         query: `INSERT INTO ${table} FORMAT JSONEachRow`,
@@ -208,6 +212,7 @@ export class Flusher {
     this.options.metrics?.leaseOwned.set({ shard: String(shard) }, claim.kind === 'held' ? 0 : 1);
     if (claim.kind !== 'batch') return 0;
     const dead = await this.insertOrIsolate(stream.table, claim.id, claim.rows);
+    this.options.faults?.afterInsert();
     const sk = this.buffer.shardKeys(shard);
     const k = stream.keys(sk);
     const acked = await scripts.ackBatch.run(this.redis, [k.batch, k.meta, sk.stats, k.dead], [claim.id, ...dead.map((d) => JSON.stringify(d))]);

@@ -37,7 +37,8 @@ export class Metrics {
   readonly heldEvents = this.gauge('event_lens_held_events', 'Events held until their duration settles');
   readonly sweepLagSeconds = this.gauge('event_lens_sweep_lag_seconds', 'How far past its due time the most overdue session is');
   readonly leaseOwned = this.gauge('event_lens_lease_owned', '1 when this process holds the flush lease of the shard', ['shard']);
-  readonly backpressure = this.gauge('event_lens_backpressure', '1 while job intake is paused because the backlog passed the high watermark');
+  readonly backpressure = this.gauge('event_lens_backpressure', '1 while job intake is paused: the backlog passed the high watermark, or Redis is at maxmemory');
+  readonly redisOom = this.counter('event_lens_redis_oom_total', 'ingest calls Redis refused with OOM (held and retried)');
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'event_lens_process_' });

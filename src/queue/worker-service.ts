@@ -22,9 +22,9 @@
  * other replicas or the next start.
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { SessionBuffer } from '../buffer/session-buffer.ts';
+import type { IngestResult, SessionBuffer } from '../buffer/session-buffer.ts';
 import type { Config } from '../config.ts';
-import { ValidationError } from '../errors.ts';
+import { isOutOfMemory, ValidationError } from '../errors.ts';
 import { normalizeEvent, type NormalizedEvent } from '../event/normalize.ts';
 import type { Flusher } from '../flush/flusher.ts';
 import type { Logger } from '../ops/log.ts';
@@ -66,6 +66,8 @@ export class WorkerService {
   private bull: Worker | undefined;
   private loops: Promise<void>[] = [];
   private lastBacklog = 0;
+  /** Intake paused because Redis answered OOM; cleared by the next successful ingest. */
+  private memoryPaused = false;
 
   constructor(private readonly deps: WorkerServiceDeps) {
     if (deps.role !== 'ingest' && !deps.flusher) throw new Error(`role ${deps.role} needs a flusher`);
@@ -100,6 +102,9 @@ export class WorkerService {
         prefix: config.queuePrefix,
         concurrency: config.workerConcurrency,
         lockDuration: config.workerLockMs,
+        // processing is idempotent (ids are deduplicated in the buffer), so a job whose
+        // worker died may be retaken several times; BullMQ's default of 1 would fail it
+        maxStalledCount: config.workerMaxStalled,
         stalledInterval: Math.max(1_000, Math.floor(config.workerLockMs / 2)),
       });
       this.bull.on('failed', (job, err) => {
@@ -148,11 +153,42 @@ export class WorkerService {
     if (job.name === JOB_EVENT && rejected[0]) throw new UnrecoverableError(rejected[0].reason);
     if (rejected.length > 0) this.deps.log.warn({ jobId: job.id, rejected: rejected.length, first: rejected[0]?.reason }, 'batch had invalid events');
 
-    const result = valid.length > 0 ? await buffer.ingest(valid, Date.now()) : { accepted: 0, duplicates: 0, late: 0 };
+    const result = valid.length > 0 ? await this.ingestWhenRoom(valid, job) : { accepted: 0, duplicates: 0, late: 0 };
     metrics.eventsIngested.inc(result.accepted);
     metrics.eventsDuplicate.inc(result.duplicates);
     metrics.eventsLate.inc(result.late);
     return { ...result, rejected };
+  }
+
+  /**
+   * Ingests; while Redis is at maxmemory (noeviction answers OOM) the job is
+   * held and retried with backoff, and the worker takes no new jobs, instead
+   * of failing attempts until the job is dropped. Nothing was written by the
+   * failed call: a script's first write is where Redis refuses it.
+   */
+  private async ingestWhenRoom(valid: readonly NormalizedEvent[], job: Job): Promise<IngestResult> {
+    const { buffer, log, metrics } = this.deps;
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        const result = await buffer.ingest(valid, Date.now());
+        if (attempt > 0) log.info({ jobId: job.id, attempts: attempt + 1 }, 'Redis has room again: job ingested');
+        this.memoryPaused = false;
+        return result;
+      } catch (err) {
+        if (!isOutOfMemory(err) || !this.active) throw err;
+        metrics.redisOom.inc();
+        if (!this.memoryPaused) {
+          this.memoryPaused = true;
+          log.warn({ jobId: job.id }, 'Redis is at maxmemory (OOM): holding jobs and retrying; no new jobs until it has room');
+          if (this.stateValue === 'running') {
+            this.transition('paused');
+            metrics.backpressure.set(1);
+            void this.bull?.pause(true);
+          }
+        }
+        await sleep(Math.min(100 * 2 ** attempt, 5_000));
+      }
+    }
   }
 
   private async sweepAndCheck(): Promise<void> {
@@ -183,7 +219,7 @@ export class WorkerService {
       await this.bull.pause(true);
       metrics.backpressure.set(1);
       log.warn({ backlogRows: rows, highWatermark: config.backlogHighWatermark }, 'backpressure: stopped taking jobs');
-    } else if (this.stateValue === 'paused' && rows <= config.backlogLowWatermark) {
+    } else if (this.stateValue === 'paused' && !this.memoryPaused && rows <= config.backlogLowWatermark) {
       this.transition('running');
       this.bull.resume();
       metrics.backpressure.set(0);

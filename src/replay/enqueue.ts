@@ -5,6 +5,8 @@
  * event is reported in its batch job's result, by index).
  */
 import type { Config } from '../config.ts';
+import { ValidationError } from '../errors.ts';
+import { decodeLine, isBlank } from './lines.ts';
 import { MAX_BATCH_EVENTS } from '../queue/jobs.ts';
 import { Producer } from '../queue/producer.ts';
 
@@ -17,7 +19,7 @@ export interface EnqueueSummary {
 }
 
 export async function enqueueStream(
-  lines: AsyncIterable<string>,
+  lines: AsyncIterable<string | Uint8Array>,
   config: Pick<Config, 'redisUrl' | 'queueName' | 'queuePrefix'>,
   onInvalid: (line: number, reason: string) => void,
 ): Promise<EnqueueSummary> {
@@ -36,12 +38,17 @@ export async function enqueueStream(
     let lineNo = 0;
     for await (const line of lines) {
       lineNo += 1;
-      if (line.trim() === '') continue;
+      if (isBlank(line)) continue;
       s.read += 1;
       let value: unknown;
       try {
-        value = JSON.parse(line);
+        value = JSON.parse(decodeLine(line));
       } catch (e) {
+        if (e instanceof ValidationError) {
+          s.rejected += 1;
+          onInvalid(lineNo, e.message);
+          continue;
+        }
         s.rejected += 1;
         onInvalid(lineNo, `event: must be valid JSON (${(e as Error).message})`);
         continue;

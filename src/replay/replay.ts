@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import type { SessionBuffer } from '../buffer/session-buffer.ts';
 import { ValidationError } from '../errors.ts';
 import { normalizeLine, type NormalizedEvent } from '../event/normalize.ts';
+import { decodeLine, isBlank } from './lines.ts';
 import type { Flusher } from '../flush/flusher.ts';
 
 export type ClockKind = 'event' | 'wall';
@@ -46,7 +47,7 @@ export interface ReplaySummary {
 }
 
 export async function replay(
-  lines: AsyncIterable<string>,
+  lines: AsyncIterable<string | Uint8Array>,
   buffer: SessionBuffer,
   flusher: Flusher,
   options: ReplayOptions,
@@ -77,10 +78,10 @@ export async function replay(
   let lineNo = 0;
   for await (const line of lines) {
     lineNo += 1;
-    if (line.trim() === '') continue;
+    if (isBlank(line)) continue;
     s.read += 1;
     try {
-      chunk.push(normalizeLine(line, { receivedAtMs: Date.now(), maxFutureMs: options.maxFutureMs }));
+      chunk.push(normalizeLine(decodeLine(line), { receivedAtMs: Date.now(), maxFutureMs: options.maxFutureMs }));
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
       s.rejected += 1;

@@ -1,0 +1,269 @@
+/**
+ * The chaos harness: private redis-server processes, real `event-lens worker`
+ * processes, a generated stream with a known expected result, and the
+ * row-by-row comparison of ClickHouse against it.
+ *
+ * The expected rows come from the reference model (src/buffer/durations.ts),
+ * which the in-process replay is tested against (test/integration/replay).
+ * Sessions still held when the stream ends are finalised by a sweep with a
+ * clock past the inactivity timeout, as `replay --drain` does, so a scenario
+ * does not wait 30 minutes.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { computeSessionRows, type RowFigures, type SessionEvent } from '../../src/buffer/durations.ts';
+import { SessionBuffer } from '../../src/buffer/session-buffer.ts';
+import { openClickHouse, queryRows, type ClickHouse } from '../../src/clickhouse/client.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { generateEvents, type GeneratedEvent } from '../../src/generate/model.ts';
+
+export const BIN = path.resolve(import.meta.dirname, '../../bin/event-lens.js');
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface ScenarioResult {
+  name: string;
+  events: number;
+  lost: number;
+  duplicated: number;
+  wrong: number;
+  seconds: number;
+  /** Scenario-specific figures, printed as key=value. */
+  figures: Record<string, string | number>;
+  /** Checks of the scenario that did not hold (besides the three counts). */
+  failures: string[];
+}
+
+export interface Proc {
+  name: string;
+  role: string;
+  child: ChildProcess;
+  /** Parsed pino lines of stderr (non-JSON lines kept as { raw }). */
+  log: Record<string, unknown>[];
+  /** Raw stderr, for the no-secrets-in-logs check. */
+  stderr: string[];
+}
+
+/** The standard chaos settings: grace covers a crashed worker's retry delay (1.5 × WORKER_LOCK_MS). */
+export const CHAOS_ENV: Record<string, string> = {
+  QUEUE_NAME: 'chaos',
+  GRACE_MS: '15000',
+  WORKER_LOCK_MS: '4000',
+  SWEEP_INTERVAL_MS: '200',
+  FLUSH_INTERVAL_MS: '500',
+  WORKER_CONCURRENCY: '8',
+  METRICS_PORT: '0',
+  LOG_LEVEL: 'info',
+};
+
+/** Worker processes on one Redis and one embedded ClickHouse directory. */
+export class Stack {
+  readonly procs = new Map<string, Proc>();
+  /** Every process exit that the harness did not cause. */
+  readonly unexpectedExits: string[] = [];
+  readonly dataDir = mkdtempSync(path.join(os.tmpdir(), 'event-lens-chaos-'));
+  readonly config: Config;
+  private readonly expected = new Set<ChildProcess>();
+  private ch?: ClickHouse;
+
+  constructor(
+    readonly redisUrl: string,
+    readonly extraEnv: Record<string, string> = {},
+  ) {
+    this.config = loadConfig(this.env());
+  }
+
+  env(extra: Record<string, string> = {}): Record<string, string> {
+    return { PATH: process.env.PATH ?? '', REDIS_URL: this.redisUrl, EVENT_LENS_DATA_DIR: this.dataDir, ...CHAOS_ENV, ...this.extraEnv, ...extra };
+  }
+
+  start(name: string, role: 'ingest' | 'flush' | 'all', extra: Record<string, string> = {}): Proc {
+    const child = spawn(process.execPath, [BIN, 'worker', '--role', role], { env: this.env(extra), stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc: Proc = { name, role, child, log: [], stderr: [] };
+    let partial = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        if (!line) continue;
+        proc.stderr.push(line);
+        try {
+          proc.log.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          proc.log.push({ raw: line });
+        }
+      }
+    });
+    child.once('exit', (code, signal) => {
+      if (!this.expected.has(child)) this.unexpectedExits.push(`${name} (${role}) exited: code ${String(code)} signal ${String(signal)}`);
+    });
+    const previous = this.procs.get(name);
+    this.procs.set(name, proc);
+    // keep the old process's log lines (the log checks look at every line)
+    if (previous) proc.log.unshift(...previous.log), proc.stderr.unshift(...previous.stderr);
+    return proc;
+  }
+
+  /** Kills a process (SIGKILL by default) and waits for its exit; the harness expected it. */
+  async kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
+    const proc = this.procs.get(name);
+    if (!proc) throw new Error(`no process ${name}`);
+    this.expected.add(proc.child);
+    return exited(proc.child, signal);
+  }
+
+  /** Marks a process's coming exit as expected (a fault hook that kills it). */
+  expectExit(name: string): Promise<number | null> {
+    const proc = this.procs.get(name);
+    if (!proc) throw new Error(`no process ${name}`);
+    this.expected.add(proc.child);
+    return exited(proc.child);
+  }
+
+  /** The flush process serves the embedded ClickHouse; waits until it advertises its endpoint. */
+  async clickhouse(): Promise<ClickHouse> {
+    if (this.ch) return this.ch;
+    const endpoint = path.join(this.dataDir, 'endpoint.json');
+    const deadline = Date.now() + 60_000;
+    while (!existsSync(endpoint)) {
+      if (Date.now() > deadline) throw new Error('the flush process did not advertise its ClickHouse endpoint within 60 s');
+      await sleep(100);
+    }
+    this.ch = await openClickHouse(this.config);
+    return this.ch;
+  }
+
+  /** Stops every process with SIGTERM; returns the exit codes that were not 0. */
+  async stop(): Promise<string[]> {
+    await this.ch?.close();
+    this.ch = undefined;
+    const bad: string[] = [];
+    await Promise.all(
+      [...this.procs.values()].map(async (p) => {
+        if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+        this.expected.add(p.child);
+        const code = await exited(p.child, 'SIGTERM', 60_000);
+        if (code !== 0) bad.push(`${p.name} exited with ${String(code)} on SIGTERM`);
+      }),
+    );
+    return bad;
+  }
+
+  cleanup(): void {
+    for (const p of this.procs.values()) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** Log lines of every process whose msg matches. */
+  logged(pattern: RegExp): Record<string, unknown>[] {
+    return [...this.procs.values()].flatMap((p) => p.log.filter((l) => typeof l.msg === 'string' && pattern.test(l.msg)));
+  }
+}
+
+/** Waits for a process to exit, sending `signal` first when given; SIGKILL after `timeoutMs`. */
+export function exited(child: ChildProcess, signal?: NodeJS.Signals, timeoutMs = 30_000): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+    if (signal) child.kill(signal);
+  });
+}
+
+/** A realistic generated stream (arrival jitter inside the grace window, no late events). */
+export function stream(events: number, seed: number): GeneratedEvent[] {
+  return generateEvents({ sessions: Math.ceil(events / 8.4), seed, jitterMs: 5_000, lateFraction: 0 }).slice(0, events);
+}
+
+/** The rows the reference model gives the stream, by event id. */
+export function expectedRows(events: readonly GeneratedEvent[], timeoutMs: number): Map<string, RowFigures> {
+  const bySession = new Map<string, SessionEvent[]>();
+  for (const e of events) {
+    const key = e.sessionId ? `${e.projectId}\u0000${e.sessionId}` : '';
+    const list = bySession.get(key) ?? [];
+    list.push({ id: e.id, createdAtMs: Date.parse(e.createdAt), kind: e.name === 'screen_view' ? 'v' : e.name === 'session_end' ? 'e' : 'o' });
+    bySession.set(key, list);
+  }
+  const expected = new Map<string, RowFigures>();
+  for (const [key, list] of bySession) {
+    if (key === '') for (const e of list) expected.set(e.id, { duration: null, screenViews: 0 });
+    else for (const [id, f] of computeSessionRows(list, timeoutMs)) expected.set(id, f);
+  }
+  return expected;
+}
+
+export async function queueCounts(queue: Queue): Promise<{ pending: number; failed: number }> {
+  const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'failed');
+  return { pending: (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0) + (c['waiting-children'] ?? 0), failed: c.failed ?? 0 };
+}
+
+/** Waits until the queue has nothing pending (failed jobs do not count as pending). */
+export async function queueDrained(queue: Queue, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if ((await queueCounts(queue)).pending === 0) return;
+    } catch {
+      // Redis may be restarting; try again
+    }
+    if (Date.now() > deadline) throw new Error(`queue not drained within ${timeoutMs} ms: ${JSON.stringify(await queueCounts(queue).catch(() => ({})))}`);
+    await sleep(250);
+  }
+}
+
+/**
+ * Finalises every held session (clock past the inactivity timeout) and waits
+ * until the flush process has written every row.
+ */
+export async function drainBuffer(redis: Redis, config: Config, timeoutMs: number): Promise<void> {
+  const buffer = new SessionBuffer(redis, config);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await buffer.sweep(Date.now() + config.sessionTimeoutMs + config.graceMs + 1);
+    const backlog = await buffer.backlog();
+    if (backlog.every((b) => b.heldSessions === 0 && b.ready === 0 && b.inBatch === 0)) return;
+    if (Date.now() > deadline) throw new Error(`buffer not drained within ${timeoutMs} ms: ${JSON.stringify(backlog.filter((b) => b.heldSessions + b.ready + b.inBatch > 0))}`);
+    await sleep(250);
+  }
+}
+
+/** Compares the events table with the expected rows: lost, duplicated and wrong counts. */
+export async function compare(ch: ClickHouse, expected: Map<string, RowFigures>): Promise<{ lost: number; duplicated: number; wrong: number; rows: number }> {
+  const rows = await queryRows<{ id: string; duration: number | null; screenViews: number; n: string | number }>(
+    ch,
+    `SELECT id, duration, screenViews, count() AS n FROM ${ch.database}.events GROUP BY id, duration, screenViews`,
+  );
+  const copies = new Map<string, number>();
+  let wrong = 0;
+  let total = 0;
+  for (const r of rows) {
+    const n = Number(r.n);
+    total += n;
+    copies.set(r.id, (copies.get(r.id) ?? 0) + n);
+    const f = expected.get(r.id);
+    if (!f || f.duration !== (r.duration === null ? null : Number(r.duration)) || f.screenViews !== Number(r.screenViews)) wrong += 1;
+  }
+  let lost = 0;
+  let duplicated = 0;
+  for (const id of expected.keys()) if (!copies.has(id)) lost += 1;
+  for (const n of copies.values()) duplicated += n - 1;
+  return { lost, duplicated, wrong, rows: total };
+}
+
+/** Lines that must never appear in logs: payload fields, IPs, credentials. */
+export function leaks(stack: Stack, secrets: readonly string[]): string[] {
+  const found: string[] = [];
+  for (const p of stack.procs.values()) {
+    for (const line of p.stderr) {
+      for (const s of secrets) if (s && line.includes(s)) found.push(`${p.name}: ${line.slice(0, 200)}`);
+    }
+  }
+  return found;
+}

@@ -1,0 +1,286 @@
+/**
+ * The chaos scenarios of `npm run test:chaos` (see README, "Reliability").
+ * Each one starts its own redis-server(s) and worker processes, sends a
+ * generated stream through the producer, breaks something on purpose, and
+ * compares ClickHouse with the reference model row by row.
+ */
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { GeneratedEvent } from '../../src/generate/model.ts';
+import { connectRedis } from '../../src/ops/redis.ts';
+import { startRedisServer, type RedisServerHandle } from '../../src/ops/redis-server.ts';
+import { Producer } from '../../src/queue/producer.ts';
+import {
+  compare,
+  drainBuffer,
+  expectedRows,
+  leaks,
+  queueCounts,
+  queueDrained,
+  sleep,
+  Stack,
+  stream,
+  type ScenarioResult,
+} from './harness.ts';
+
+export interface ScenarioOptions {
+  events: number;
+  seed: number;
+}
+
+/** What a scenario body gets: the running stack and the stream being sent. */
+export interface Run {
+  stack: Stack;
+  redis: Redis;
+  server: RedisServerHandle;
+  queue: Queue;
+  events: GeneratedEvent[];
+  figures: Record<string, string | number>;
+  failures: string[];
+  /** Fraction of the stream's jobs finished so far (0..1), from the queue counts. */
+  progress(): Promise<number>;
+  /** Resolves when the producer has enqueued everything. */
+  enqueued: Promise<void>;
+}
+
+export interface ScenarioSpec {
+  name: string;
+  /** Extra worker environment. */
+  env?: Record<string, string>;
+  redisArgs?: string[];
+  ingestWorkers?: number;
+  /** Environment of the flush process only (e.g. a fault hook). */
+  flushEnv?: (stack: Stack) => Record<string, string>;
+  /** Do not start the flush process with the others (the body starts it). */
+  deferFlush?: boolean;
+  /** Largest number of jobs the producer keeps waiting (an API with its own limit); default: no limit. */
+  maxWaitingJobs?: number;
+  /** Turns each batch of good events into the job's events (bad input mixes some in). */
+  mix?: (batch: GeneratedEvent[], job: number) => object[];
+  /** Completed jobs the producer keeps (bad input reads their results). */
+  keepCompleted?: number;
+  /** The fault; runs while the stream is processed. */
+  body(run: Run): Promise<void>;
+  /** Extra checks after the comparison. */
+  after?(run: Run): Promise<void>;
+}
+
+/** Marker values in every event: logs must never show them. */
+export const LEAK_MARKERS = { ip: '198.51.100.', secret: 'payload-marker-7f3a' };
+
+const PER_JOB = 100;
+
+/** Enqueues the stream in batch jobs of 100; a failed enqueue (Redis down, OOM) is retried. */
+async function enqueueAll(producer: Producer, events: readonly GeneratedEvent[], spec: ScenarioSpec, figures: Record<string, string | number>): Promise<void> {
+  let retries = 0;
+  const maxWaiting = spec.maxWaitingJobs;
+  for (let i = 0; i < events.length; i += PER_JOB) {
+    const batch = events.slice(i, i + PER_JOB);
+    const jobEvents = spec.mix ? spec.mix(batch, i / PER_JOB) : batch;
+    if (maxWaiting !== undefined) {
+      while ((await producer.queue.getWaitingCount().catch(() => maxWaiting)) >= maxWaiting) await sleep(50);
+    }
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        await producer.enqueueBatch(jobEvents);
+        break;
+      } catch {
+        retries += 1;
+        await sleep(Math.min(100 * 2 ** attempt, 2_000));
+      }
+    }
+  }
+  figures.enqueueRetries = retries;
+}
+
+export async function runScenario(spec: ScenarioSpec, options: ScenarioOptions): Promise<ScenarioResult> {
+  const started = performance.now();
+  const server = await startRedisServer({ args: spec.redisArgs ?? [] });
+  const stack = new Stack(server.url, spec.env ?? {});
+  const redis = await connectRedis(server.url);
+  const queue = new Queue(stack.config.queueName, { connection: { url: server.url }, prefix: stack.config.queuePrefix });
+  const producer = new Producer({
+    redisUrl: server.url,
+    queueName: stack.config.queueName,
+    prefix: stack.config.queuePrefix,
+    ...(spec.keepCompleted ? { keepCompleted: spec.keepCompleted } : {}),
+  });
+  const figures: Record<string, string | number> = {};
+  const failures: string[] = [];
+  try {
+    const events = stream(options.events, options.seed).map((e, i) => ({ ...e, ip: `${LEAK_MARKERS.ip}${i % 250}`, properties: { ...e.properties, marker: LEAK_MARKERS.secret } }));
+    const expected = expectedRows(events, stack.config.sessionTimeoutMs);
+    if (!spec.deferFlush) stack.start('flush', 'flush', spec.flushEnv?.(stack));
+    for (let i = 1; i <= (spec.ingestWorkers ?? 2); i += 1) stack.start(`ingest-${i}`, 'ingest');
+    const jobs = Math.ceil(events.length / PER_JOB);
+    let enqueuedJobs = 0;
+    const enqueued = enqueueAll(producer, events, spec, figures).then(() => {
+      enqueuedJobs = jobs;
+    });
+    const run: Run = {
+      stack,
+      redis,
+      server,
+      queue,
+      events,
+      figures,
+      failures,
+      enqueued,
+      progress: async () => {
+        const { pending } = await queueCounts(queue).catch(() => ({ pending: jobs }));
+        const known = enqueuedJobs || jobs;
+        return Math.max(0, (known - pending) / jobs);
+      },
+    };
+    await Promise.all([enqueued, spec.body(run)]);
+    await queueDrained(queue, 600_000);
+    const { failed } = await queueCounts(queue);
+    if (failed > 0) failures.push(`${failed} jobs failed`);
+    await drainBuffer(redis, stack.config, 300_000);
+    const counts = await compare(await stack.clickhouse(), expected);
+    await spec.after?.(run);
+    failures.push(...(await stack.stop()));
+    failures.push(...stack.unexpectedExits);
+    const leaked = leaks(stack, [LEAK_MARKERS.ip, LEAK_MARKERS.secret]);
+    if (leaked.length > 0) failures.push(`${leaked.length} log lines show payload values or IPs, e.g. ${leaked[0]}`);
+    return { name: spec.name, events: expected.size, ...counts, seconds: Math.round((performance.now() - started) / 1000), figures, failures };
+  } finally {
+    await producer.close().catch(() => {});
+    await queue.close().catch(() => {});
+    redis.disconnect();
+    stack.cleanup();
+    await server.stop();
+  }
+}
+
+const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)] as T;
+
+/** 1. Replica crashes: three ingest workers and a flusher; every 2 s one random process is SIGKILLed and restarted. */
+export const replicaCrashes: ScenarioSpec = {
+  name: 'replica-crashes',
+  ingestWorkers: 3,
+  env: { LEASE_MS: '3000' },
+  async body(run) {
+    await run.enqueued.catch(() => {});
+    let kills = 0;
+    const byRole: Record<string, number> = {};
+    while ((await run.progress()) < 1) {
+      await sleep(2_000);
+      const name = pick([...run.stack.procs.keys()]);
+      const proc = run.stack.procs.get(name);
+      if (!proc) continue;
+      await run.stack.kill(name);
+      run.stack.start(name, proc.role as 'ingest' | 'flush');
+      kills += 1;
+      byRole[proc.role] = (byRole[proc.role] ?? 0) + 1;
+    }
+    run.figures.kills = kills;
+    run.figures.killedIngest = byRole.ingest ?? 0;
+    run.figures.killedFlush = byRole.flush ?? 0;
+    if (kills < 3) run.failures.push(`only ${kills} kills happened: the stream finished too fast to test anything`);
+  },
+};
+
+/** 2. The flusher is killed right after ClickHouse confirmed an insert, before the batch is acknowledged. */
+export const flusherCrash: ScenarioSpec = {
+  name: 'flusher-crash-after-insert',
+  env: { LEASE_MS: '2000', FLUSH_MAX_ROWS: '2000' },
+  flushEnv: () => ({ EVENT_LENS_FAULTS: 'crash-after-insert:3' }),
+  async body(run) {
+    let crashes = 0;
+    // five crashes, each right after an insert; then a flusher without the hook
+    while (crashes < 5) {
+      await run.stack.expectExit('flush');
+      crashes += 1;
+      const more = crashes < 5;
+      run.stack.start('flush', 'flush', more ? { EVENT_LENS_FAULTS: `crash-after-insert:${2 + (crashes % 3)}` } : {});
+    }
+    run.figures.crashesAfterInsert = crashes;
+  },
+};
+
+/** 3. ClickHouse unreachable for 30 s mid-stream (through the fault hook of the embedded insert path). */
+export function clickhouseOutage(outageMs = 30_000): ScenarioSpec {
+  const downFile = (stack: Stack): string => path.join(stack.dataDir, 'clickhouse-down');
+  return {
+    name: 'clickhouse-outage',
+    env: { BACKLOG_HIGH_WATERMARK: '15000', BACKLOG_LOW_WATERMARK: '5000' },
+    flushEnv: (stack) => ({ EVENT_LENS_FAULTS: `clickhouse-down-file:${downFile(stack)}` }),
+    async body(run) {
+      while ((await run.progress()) < 0.15) await sleep(100);
+      writeFileSync(downFile(run.stack), 'down');
+      const downAt = performance.now();
+      await sleep(outageMs);
+      rmSync(downFile(run.stack));
+      run.figures.outageS = Math.round((performance.now() - downAt) / 1000);
+    },
+    async after(run) {
+      const engaged = run.stack.logged(/backpressure: stopped taking jobs/).length;
+      const released = run.stack.logged(/backpressure released/).length;
+      run.figures.backpressureEngaged = engaged;
+      run.figures.backpressureReleased = released;
+      run.figures.insertFailuresLogged = run.stack.logged(/loop iteration failed/).length;
+      if (engaged === 0) run.failures.push('backpressure never engaged during the outage');
+      if (released === 0) run.failures.push('backpressure never released after the outage');
+    },
+  };
+}
+
+/** 4. Redis (AOF everysec) killed with SIGKILL mid-stream and restarted on the same port and directory. */
+export const redisRestart: ScenarioSpec = {
+  name: 'redis-restart',
+  redisArgs: ['--appendonly', 'yes', '--appendfsync', 'everysec'],
+  async body(run) {
+    while ((await run.progress()) < 0.4) await sleep(100);
+    const aofBefore = Number(/aof_current_size:(\d+)/.exec(await run.redis.info('persistence'))?.[1] ?? 0);
+    await run.server.kill('SIGKILL');
+    const downAt = performance.now();
+    await sleep(1_000);
+    await run.server.restart();
+    run.figures.redisDownMs = Math.round(performance.now() - downAt);
+    const info = await run.redis.info('persistence');
+    const aofAfter = Number(/aof_current_size:(\d+)/.exec(info)?.[1] ?? 0);
+    run.figures.aofBytesBeforeKill = aofBefore;
+    run.figures.aofBytesLoaded = aofAfter;
+    // what a process kill can lose under everysec: writes Redis had not yet
+    // write()n to the AOF; loaded < written-before-kill would show it
+    run.figures.aofBytesLost = Math.max(0, aofBefore - aofAfter);
+  },
+  async after(run) {
+    const stats = await run.redis.info('commandstats');
+    // the script cache is empty after a restart: NOSCRIPT was answered with EVAL
+    run.figures.evalAfterRestart = Number(/cmdstat_eval:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+    if (run.figures.evalAfterRestart === 0) run.failures.push('no EVAL after the restart: the NOSCRIPT path was not exercised');
+  },
+};
+
+/** 7. Redis with a small maxmemory (noeviction); the flusher starts late, so Redis fills up and answers OOM. */
+export function memoryPressure(maxmemoryMb = 48): ScenarioSpec {
+  return {
+    name: 'memory-pressure',
+    redisArgs: ['--maxmemory', `${maxmemoryMb}mb`, '--maxmemory-policy', 'noeviction'],
+    deferFlush: true,
+    maxWaitingJobs: 20,
+    async body(run) {
+      const deadline = Date.now() + 120_000;
+      while (run.stack.logged(/Redis is at maxmemory/).length === 0) {
+        if (Date.now() > deadline) {
+          run.failures.push('Redis never reached maxmemory: raise the stream size or lower maxmemory');
+          break;
+        }
+        await sleep(200);
+      }
+      run.figures.oomAtProgress = Number((await run.progress()).toFixed(2));
+      await sleep(3_000);
+      run.stack.start('flush', 'flush');
+    },
+    async after(run) {
+      run.figures.oomPauses = run.stack.logged(/Redis is at maxmemory/).length;
+      run.figures.oomRecovered = run.stack.logged(/Redis has room again/).length;
+      run.figures.usedMemoryPeakMb = Number((Number(/used_memory_peak:(\d+)/.exec(await run.redis.info('memory'))?.[1] ?? 0) / 2 ** 20).toFixed(1));
+      if (run.figures.oomRecovered === 0) run.failures.push('no worker reported recovery from OOM');
+    },
+  };
+}

@@ -1,0 +1,18 @@
+/** The scenarios in the order `npm run test:chaos` runs them. */
+import type { ScenarioResult } from './harness.ts';
+import { clickhouseOutage, flusherCrash, memoryPressure, redisRestart, replicaCrashes, runScenario, type ScenarioOptions } from './scenarios.ts';
+
+export interface Scenario {
+  name: string;
+  run(options: ScenarioOptions): Promise<ScenarioResult>;
+}
+
+const spec = (s: Parameters<typeof runScenario>[0]): Scenario => ({ name: s.name, run: (o) => runScenario(s, o) });
+
+export const SCENARIOS: Scenario[] = [
+  spec(replicaCrashes),
+  spec(flusherCrash),
+  spec(clickhouseOutage()),
+  spec(redisRestart),
+  spec(memoryPressure()),
+];
