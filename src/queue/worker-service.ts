@@ -66,8 +66,8 @@ export class WorkerService {
   private bull: Worker | undefined;
   private loops: Promise<void>[] = [];
   private lastBacklog = 0;
-  /** Intake paused because Redis answered OOM; cleared by the next successful ingest. */
-  private memoryPaused = false;
+  /** Jobs of this worker held because Redis answered OOM: no new jobs are taken while any is. */
+  private jobsWaitingForRoom = 0;
 
   constructor(private readonly deps: WorkerServiceDeps) {
     if (deps.role !== 'ingest' && !deps.flusher) throw new Error(`role ${deps.role} needs a flusher`);
@@ -168,26 +168,32 @@ export class WorkerService {
    */
   private async ingestWhenRoom(valid: readonly NormalizedEvent[], job: Job): Promise<IngestResult> {
     const { buffer, log, metrics } = this.deps;
-    for (let attempt = 0; ; attempt += 1) {
-      try {
-        const result = await buffer.ingest(valid, Date.now());
-        if (attempt > 0) log.info({ jobId: job.id, attempts: attempt + 1 }, 'Redis has room again: job ingested');
-        this.memoryPaused = false;
-        return result;
-      } catch (err) {
-        if (!isOutOfMemory(err) || !this.active) throw err;
-        metrics.redisOom.inc();
-        if (!this.memoryPaused) {
-          this.memoryPaused = true;
-          log.warn({ jobId: job.id }, 'Redis is at maxmemory (OOM): holding jobs and retrying; no new jobs until it has room');
+    let waiting = false;
+    try {
+      for (let attempt = 0; ; attempt += 1) {
+        try {
+          const result = await buffer.ingest(valid, Date.now());
+          if (waiting) log.info({ jobId: job.id, attempts: attempt + 1 }, 'Redis has room again: held job ingested');
+          return result;
+        } catch (err) {
+          if (!isOutOfMemory(err) || !this.active) throw err;
+          metrics.redisOom.inc();
+          if (!waiting) {
+            waiting = true;
+            this.jobsWaitingForRoom += 1;
+          }
           if (this.stateValue === 'running') {
+            log.warn({ jobId: job.id }, 'Redis is at maxmemory (OOM): holding jobs and retrying; no new jobs until they are in');
             this.transition('paused');
             metrics.backpressure.set(1);
             void this.bull?.pause(true);
           }
+          // short, capped waits: held jobs must get in before their neighbours' grace ends
+          await sleep(Math.min(50 * 2 ** attempt, 500));
         }
-        await sleep(Math.min(100 * 2 ** attempt, 5_000));
       }
+    } finally {
+      if (waiting) this.jobsWaitingForRoom -= 1;
     }
   }
 
@@ -219,7 +225,7 @@ export class WorkerService {
       await this.bull.pause(true);
       metrics.backpressure.set(1);
       log.warn({ backlogRows: rows, highWatermark: config.backlogHighWatermark }, 'backpressure: stopped taking jobs');
-    } else if (this.stateValue === 'paused' && !this.memoryPaused && rows <= config.backlogLowWatermark) {
+    } else if (this.stateValue === 'paused' && this.jobsWaitingForRoom === 0 && rows <= config.backlogLowWatermark) {
       this.transition('running');
       this.bull.resume();
       metrics.backpressure.set(0);

@@ -8,6 +8,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { SessionBuffer } from '../../src/buffer/session-buffer.ts';
+import type { RowFigures } from '../../src/buffer/durations.ts';
 import type { GeneratedEvent } from '../../src/generate/model.ts';
 import { connectRedis } from '../../src/ops/redis.ts';
 import { startRedisServer, type RedisServerHandle } from '../../src/ops/redis-server.ts';
@@ -37,6 +39,8 @@ export interface Run {
   server: RedisServerHandle;
   queue: Queue;
   events: GeneratedEvent[];
+  /** Expected rows by id; a scenario may add the events it sends itself. */
+  expected: Map<string, RowFigures>;
   figures: Record<string, string | number>;
   failures: string[];
   /** Fraction of the stream's jobs finished so far (0..1), from the queue counts. */
@@ -59,6 +63,8 @@ export interface ScenarioSpec {
   maxWaitingJobs?: number;
   /** Turns each batch of good events into the job's events (bad input mixes some in). */
   mix?: (batch: GeneratedEvent[], job: number) => object[];
+  /** Jobs that must end in the failed set (invalid single-event jobs); any other failed job is a failure. */
+  failedJobs?: number;
   /** Completed jobs the producer keeps (bad input reads their results). */
   keepCompleted?: number;
   /** The fault; runs while the stream is processed. */
@@ -73,7 +79,13 @@ export const LEAK_MARKERS = { ip: '198.51.100.', secret: 'payload-marker-7f3a' }
 const PER_JOB = 100;
 
 /** Enqueues the stream in batch jobs of 100; a failed enqueue (Redis down, OOM) is retried. */
-async function enqueueAll(producer: Producer, events: readonly GeneratedEvent[], spec: ScenarioSpec, figures: Record<string, string | number>): Promise<void> {
+async function enqueueAll(
+  producer: Producer,
+  events: readonly GeneratedEvent[],
+  spec: ScenarioSpec,
+  figures: Record<string, string | number>,
+  sent: { jobs: number },
+): Promise<void> {
   let retries = 0;
   const maxWaiting = spec.maxWaitingJobs;
   for (let i = 0; i < events.length; i += PER_JOB) {
@@ -85,6 +97,7 @@ async function enqueueAll(producer: Producer, events: readonly GeneratedEvent[],
     for (let attempt = 0; ; attempt += 1) {
       try {
         await producer.enqueueBatch(jobEvents);
+        sent.jobs += 1;
         break;
       } catch {
         retries += 1;
@@ -101,12 +114,16 @@ export async function runScenario(spec: ScenarioSpec, options: ScenarioOptions):
   const stack = new Stack(server.url, spec.env ?? {});
   const redis = await connectRedis(server.url);
   const queue = new Queue(stack.config.queueName, { connection: { url: server.url }, prefix: stack.config.queuePrefix });
+  // Redis restarts on purpose: connection errors are expected, and counted
+  let clientErrors = 0;
+  queue.on('error', () => (clientErrors += 1));
   const producer = new Producer({
     redisUrl: server.url,
     queueName: stack.config.queueName,
     prefix: stack.config.queuePrefix,
     ...(spec.keepCompleted ? { keepCompleted: spec.keepCompleted } : {}),
   });
+  producer.queue.on('error', () => (clientErrors += 1));
   const figures: Record<string, string | number> = {};
   const failures: string[] = [];
   try {
@@ -115,32 +132,35 @@ export async function runScenario(spec: ScenarioSpec, options: ScenarioOptions):
     if (!spec.deferFlush) stack.start('flush', 'flush', spec.flushEnv?.(stack));
     for (let i = 1; i <= (spec.ingestWorkers ?? 2); i += 1) stack.start(`ingest-${i}`, 'ingest');
     const jobs = Math.ceil(events.length / PER_JOB);
-    let enqueuedJobs = 0;
-    const enqueued = enqueueAll(producer, events, spec, figures).then(() => {
-      enqueuedJobs = jobs;
-    });
+    const sent = { jobs: 0 };
+    const enqueued = enqueueAll(producer, events, spec, figures, sent);
     const run: Run = {
       stack,
       redis,
       server,
       queue,
       events,
+      expected,
       figures,
       failures,
       enqueued,
       progress: async () => {
-        const { pending } = await queueCounts(queue).catch(() => ({ pending: jobs }));
-        const known = enqueuedJobs || jobs;
-        return Math.max(0, (known - pending) / jobs);
+        const { pending } = await queueCounts(queue).catch(() => ({ pending: sent.jobs }));
+        return Math.max(0, (sent.jobs - pending) / jobs);
       },
     };
     await Promise.all([enqueued, spec.body(run)]);
     await queueDrained(queue, 600_000);
     const { failed } = await queueCounts(queue);
-    if (failed > 0) failures.push(`${failed} jobs failed`);
+    if (failed !== (spec.failedJobs ?? 0)) failures.push(`${failed} jobs failed (expected ${spec.failedJobs ?? 0})`);
+    figures.failedJobs = failed;
     await drainBuffer(redis, stack.config, 300_000);
+    const stats = await new SessionBuffer(redis, stack.config).stats();
+    figures.late = stats.late ?? 0;
+    figures.duplicateIdsDropped = stats.duplicate ?? 0;
     const counts = await compare(await stack.clickhouse(), expected);
     await spec.after?.(run);
+    if (clientErrors > 0) figures.harnessClientErrors = clientErrors;
     failures.push(...(await stack.stop()));
     failures.push(...stack.unexpectedExits);
     const leaked = leaks(stack, [LEAK_MARKERS.ip, LEAK_MARKERS.secret]);

@@ -1,4 +1,5 @@
 /** The scenarios in the order `npm run test:chaos` runs them. */
+import { badInput } from './bad-input.ts';
 import type { ScenarioResult } from './harness.ts';
 import { clickhouseOutage, flusherCrash, memoryPressure, redisRestart, replicaCrashes, runScenario, type ScenarioOptions } from './scenarios.ts';
 
@@ -14,5 +15,6 @@ export const SCENARIOS: Scenario[] = [
   spec(flusherCrash),
   spec(clickhouseOutage()),
   spec(redisRestart),
+  spec(badInput()),
   spec(memoryPressure()),
 ];
