@@ -10,6 +10,8 @@ import { ConfigError } from './errors.ts';
 export interface Config {
   /** Redis connection URL; `rediss://` for TLS, user and password in the URL. @defaultValue `redis://127.0.0.1:6379` */
   redisUrl: string;
+  /** REDIS_URL names one node of a Redis Cluster; the others are discovered. @defaultValue false */
+  redisCluster: boolean;
   /** ClickHouse server URL; `undefined` selects the embedded chDB engine. @defaultValue unset */
   clickhouseUrl: string | undefined;
   /** Directory of the embedded ClickHouse data. @defaultValue `./.event-lens` */
@@ -95,6 +97,15 @@ class Reader {
     return raw;
   }
 
+  bool(name: string, fallback: boolean): boolean {
+    const raw = this.env[name]?.trim().toLowerCase();
+    if (raw === undefined || raw === '') return fallback;
+    if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+    if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+    this.problems.push(`${name}=${JSON.stringify(this.env[name])}: expected true or false (or 1 / 0)`);
+    return fallback;
+  }
+
   int(name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
     const raw = this.env[name];
     if (raw === undefined || raw === '') return fallback;
@@ -129,8 +140,10 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
   const r = new Reader(env);
   const sessionTimeoutMs = r.int('SESSION_TIMEOUT_MS', 1_800_000, 1_000);
   const graceMs = r.int('GRACE_MS', 10_000, 0, 3_600_000);
+  const redisCluster = r.bool('REDIS_CLUSTER', false);
   const config: Config = {
     redisUrl: r.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']) ?? 'redis://127.0.0.1:6379',
+    redisCluster,
     clickhouseUrl: r.url('CLICKHOUSE_URL', undefined, ['http:', 'https:']),
     dataDir: path.resolve(cwd, r.string('EVENT_LENS_DATA_DIR', './.event-lens')),
     clickhouseDatabase: r.string('CLICKHOUSE_DATABASE', 'event_lens', /^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'an identifier of letters, digits and _'),
@@ -148,7 +161,8 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     retentionDays: r.int('RETENTION_DAYS', 0, 0, 36_500),
     metricsPort: r.int('METRICS_PORT', 9464, 0, 65_535),
     queueName: r.string('QUEUE_NAME', 'events', /^[A-Za-z0-9_.-]{1,64}$/, '1..64 characters of letters, digits, _ . -'),
-    queuePrefix: r.string('QUEUE_PREFIX', 'bull', /^[A-Za-z0-9_.{}-]{1,32}$/, '1..32 characters of letters, digits, _ . - { }'),
+    // on a cluster every key of a queue must share a slot: a {hash tag} in the prefix does that
+    queuePrefix: r.string('QUEUE_PREFIX', redisCluster ? '{bull}' : 'bull', /^[A-Za-z0-9_.{}-]{1,32}$/, '1..32 characters of letters, digits, _ . - { }'),
     workerConcurrency: r.int('WORKER_CONCURRENCY', 8, 1, 1_000),
     workerMaxStalled: r.int('WORKER_MAX_STALLED', 10, 1, 1_000),
     backlogHighWatermark: r.int('BACKLOG_HIGH_WATERMARK', 200_000, 1),
@@ -163,6 +177,9 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     r.problems.push(
       `BUFFER_TTL_MS=${config.bufferTtlMs}: expected at least SESSION_TIMEOUT_MS + GRACE_MS (${sessionTimeoutMs + graceMs}), or held sessions could expire before they are finalised`,
     );
+  }
+  if (config.redisCluster && !/\{[^{}]+\}/.test(config.queuePrefix)) {
+    r.problems.push(`QUEUE_PREFIX=${JSON.stringify(config.queuePrefix)}: on a Redis Cluster it must contain a hash tag such as {bull}, so that each queue's keys share a slot`);
   }
   if (config.backlogLowWatermark >= config.backlogHighWatermark) {
     r.problems.push(

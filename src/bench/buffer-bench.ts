@@ -10,7 +10,7 @@
  * - redisBytesPerHeldEvent: INFO used_memory growth per event held, next to
  *   the mean payload size; Redis CPU µs per event from INFO cpu.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../ops/redis.ts';
 import type { BufferSettings } from '../config.ts';
 import { SessionBuffer } from '../buffer/session-buffer.ts';
 import { loadScript } from '../buffer/scripts.ts';
@@ -29,13 +29,13 @@ export interface BufferBenchResult {
   redisBytesPerHeldEvent: number;
 }
 
-async function redisCpuSeconds(redis: Redis): Promise<number> {
+async function redisCpuSeconds(redis: RedisClient): Promise<number> {
   const info = await redis.info('cpu');
   const read = (name: string): number => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? 0);
   return read('used_cpu_sys') + read('used_cpu_user');
 }
 
-async function usedMemory(redis: Redis): Promise<number> {
+async function usedMemory(redis: RedisClient): Promise<number> {
   return Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
 }
 
@@ -43,7 +43,7 @@ const perEvent = loadScript('bench/perEvent-2.lua');
 
 /** Runs the buffer benchmarks; `onStep` reports progress (0..1). */
 export async function benchBuffer(
-  redis: Redis,
+  redis: RedisClient,
   events: readonly NormalizedEvent[],
   settings: BufferSettings,
   onStep: (label: string, fraction: number) => void = () => {},
@@ -123,7 +123,7 @@ const quantile = (sorted: readonly number[], q: number): number => sorted[Math.m
  * one by one. Cost per event should not depend on how much is held.
  */
 export async function benchGrowth(
-  redis: Redis,
+  redis: RedisClient,
   settings: BufferSettings,
   levels: readonly number[],
   makeEvent: (session: number, index: number) => NormalizedEvent,

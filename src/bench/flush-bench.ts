@@ -7,7 +7,7 @@
  *   from the shards' ready lists (claim → insert with token → ack).
  */
 import { Readable } from 'node:stream';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../ops/redis.ts';
 import { ulid } from 'ulid';
 import { SessionBuffer } from '../buffer/session-buffer.ts';
 import { queryRows, type ClickHouse } from '../clickhouse/client.ts';
@@ -27,7 +27,7 @@ async function countRows(ch: ClickHouse): Promise<number> {
   return Number(row?.n ?? 0);
 }
 
-export async function benchFlush(redis: Redis, ch: ClickHouse, config: Config, rows: readonly string[]): Promise<FlushBenchResult> {
+export async function benchFlush(redis: RedisClient, ch: ClickHouse, config: Config, rows: readonly string[]): Promise<FlushBenchResult> {
   const batch = config.flushMaxRows;
   await ch.client.command({ query: `TRUNCATE TABLE ${ch.database}.events` });
   let started = performance.now();

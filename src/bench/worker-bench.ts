@@ -12,7 +12,7 @@
  * last page views for 30 minutes); that drain is inside the measured time.
  */
 import { Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../ops/redis.ts';
 import { ulid } from 'ulid';
 import { settlingEvents, type SessionEvent } from '../buffer/durations.ts';
 import { SessionBuffer } from '../buffer/session-buffer.ts';
@@ -53,7 +53,7 @@ async function drained(queue: Queue): Promise<void> {
 }
 
 export async function benchWorker(
-  redis: Redis,
+  redis: RedisClient,
   ch: ClickHouse,
   base: Config,
   events: readonly GeneratedEvent[],
@@ -75,7 +75,7 @@ export async function benchWorker(
     } else {
       const buffer = new SessionBuffer(redis, config);
       const flusher = new Flusher(redis, buffer, ch, flusherOptions(config, name));
-      const service = new WorkerService({ config, role: 'all', buffer, flusher, metrics: new Metrics(), log: createLogger('silent'), redisUrl: base.redisUrl });
+      const service = new WorkerService({ config, role: 'all', buffer, flusher, metrics: new Metrics(), log: createLogger('silent'), redis: { url: base.redisUrl, cluster: base.redisCluster } });
       await service.start();
       await drained(queue);
       await buffer.sweep(Date.now() + config.sessionTimeoutMs + config.graceMs + 1);
@@ -126,7 +126,7 @@ export async function benchEndToEnd(
   ch: ClickHouse,
   base: Config,
   events: readonly GeneratedEvent[],
-  redis: Redis,
+  redis: RedisClient,
   onStep: (label: string) => void = () => {},
 ): Promise<EndToEndResult> {
   onStep('endToEnd');
@@ -167,7 +167,7 @@ export async function benchEndToEnd(
       for (const row of rows) visible.set((JSON.parse(row) as { id: string }).id, at);
     },
   });
-  const service = new WorkerService({ config, role: 'all', buffer, flusher, metrics: new Metrics(), log: createLogger('silent'), redisUrl: base.redisUrl });
+  const service = new WorkerService({ config, role: 'all', buffer, flusher, metrics: new Metrics(), log: createLogger('silent'), redis: { url: base.redisUrl, cluster: base.redisCluster } });
   const producer = new Producer({ redisUrl: base.redisUrl, queueName: name, prefix: config.queuePrefix });
   await service.start();
   const started = performance.now();

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../ops/redis.ts';
 import { ScriptError } from '../errors.ts';
 
 /** Negative return codes of the scripts (see each script's header). */
@@ -55,7 +55,7 @@ export class LuaScript {
   }
 
   /** Runs the script; retries once with EVAL when the script cache was emptied. */
-  async run(redis: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  async run(redis: RedisClient, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
     const started = performance.now();
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args);

@@ -20,7 +20,7 @@
  * whoever sweeps next continues. Shutdown: nothing is finalised early; held
  * sessions stay for the other replicas (or the next start).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../ops/redis.ts';
 import type { BufferSettings } from '../config.ts';
 import type { NormalizedEvent } from '../event/normalize.ts';
 import { BufferKeys, sessionMember, shardOf, type ShardKeys } from './keys.ts';
@@ -85,7 +85,7 @@ export class SessionBuffer {
   readonly keys: BufferKeys;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     readonly settings: BufferSettings,
   ) {
     this.keys = new BufferKeys(settings.keyPrefix);
@@ -182,36 +182,43 @@ export class SessionBuffer {
 
   /** Per shard: rows in the ready list and in the unacknowledged batch, held sessions, dead letters, and the earliest due time. */
   async backlog(): Promise<ShardBacklog[]> {
-    const pipeline = this.redis.pipeline();
-    for (let shard = 0; shard < this.settings.bufferShards; shard += 1) {
-      const sk = this.keys.shard(shard);
-      pipeline.llen(sk.ready).llen(sk.batch).zcard(sk.due).llen(sk.dead).zrange(sk.due, '0', '0', 'WITHSCORES');
-      pipeline.llen(sk.sessionsReady).llen(sk.sessionsBatch).llen(sk.sessionsDead);
-    }
-    const replies = (await pipeline.exec()) ?? [];
-    const value = (i: number): number => Number(replies[i]?.[1] ?? 0);
-    const W = 8;
-    return Array.from({ length: this.settings.bufferShards }, (_, shard) => {
-      const first = (replies[W * shard + 4]?.[1] ?? []) as string[];
-      return {
-        shard,
-        ready: value(W * shard) + value(W * shard + 5),
-        inBatch: value(W * shard + 1) + value(W * shard + 6),
-        heldSessions: value(W * shard + 2),
-        dead: value(W * shard + 3) + value(W * shard + 7),
-        nextDueAt: first[1] === undefined ? null : Number(first[1]),
-      };
-    });
+    // one pipeline per shard: a shard's keys share a hash tag, so this also works on a cluster
+    return Promise.all(
+      Array.from({ length: this.settings.bufferShards }, async (_, shard) => {
+        const sk = this.keys.shard(shard);
+        const replies =
+          (await this.redis
+            .pipeline()
+            .llen(sk.ready)
+            .llen(sk.batch)
+            .zcard(sk.due)
+            .llen(sk.dead)
+            .zrange(sk.due, '0', '0', 'WITHSCORES')
+            .llen(sk.sessionsReady)
+            .llen(sk.sessionsBatch)
+            .llen(sk.sessionsDead)
+            .exec()) ?? [];
+        const failed = replies.find(([err]) => err);
+        if (failed) throw failed[0] as Error;
+        const value = (i: number): number => Number(replies[i]?.[1] ?? 0);
+        const first = (replies[4]?.[1] ?? []) as string[];
+        return {
+          shard,
+          ready: value(0) + value(5),
+          inBatch: value(1) + value(6),
+          heldSessions: value(2),
+          dead: value(3) + value(7),
+          nextDueAt: first[1] === undefined ? null : Number(first[1]),
+        };
+      }),
+    );
   }
 
   /** Shard counters summed over all shards. */
   async stats(): Promise<Record<string, number>> {
-    const pipeline = this.redis.pipeline();
-    for (let shard = 0; shard < this.settings.bufferShards; shard += 1) pipeline.hgetall(this.keys.shard(shard).stats);
+    const replies = await Promise.all(Array.from({ length: this.settings.bufferShards }, (_, shard) => this.redis.hgetall(this.keys.shard(shard).stats)));
     const out: Record<string, number> = {};
-    for (const [, reply] of (await pipeline.exec()) ?? []) {
-      for (const [k, v] of Object.entries((reply ?? {}) as Record<string, string>)) out[k] = (out[k] ?? 0) + Number(v);
-    }
+    for (const reply of replies) for (const [k, v] of Object.entries(reply)) out[k] = (out[k] ?? 0) + Number(v);
     return out;
   }
 

@@ -3,16 +3,16 @@
  * the worker entry point) where clients are created.
  */
 import os from 'node:os';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../ops/redis.ts';
 import { SessionBuffer } from '../buffer/session-buffer.ts';
 import { openClickHouse, type ClickHouse } from '../clickhouse/client.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import type { Config } from '../config.ts';
 import { Flusher, flusherOptions } from '../flush/flusher.ts';
-import { connectRedis } from '../ops/redis.ts';
+import { connectRedis, redisTarget } from '../ops/redis.ts';
 
 export interface Pipeline {
-  redis: Redis;
+  redis: RedisClient;
   ch: ClickHouse;
   buffer: SessionBuffer;
   flusher: Flusher;
@@ -28,7 +28,7 @@ export function flusherOwner(): string {
  * use them. `fresh` drops the database first (the demo's own database only).
  */
 export async function openPipeline(config: Config, options: { fresh?: boolean } = {}): Promise<Pipeline> {
-  const redis = await connectRedis(config.redisUrl);
+  const redis = await connectRedis(redisTarget(config));
   let ch: ClickHouse;
   try {
     ch = await openClickHouse(config);

@@ -1,9 +1,9 @@
 import { Queue } from 'bullmq';
 import type { Command } from 'commander';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../ops/redis.ts';
 import { SessionBuffer } from '../buffer/session-buffer.ts';
 import { loadConfig } from '../config.ts';
-import { connectRedis } from '../ops/redis.ts';
+import { bullConnection, connectRedis, redisTarget } from '../ops/redis.ts';
 import { out, table } from './output.ts';
 
 export function registerStatus(program: Command): void {
@@ -14,7 +14,7 @@ export function registerStatus(program: Command): void {
     .option('--json', 'print JSON', false)
     .action(async (opts: { session?: string; json: boolean }) => {
       const config = loadConfig(process.env);
-      const redis = await connectRedis(config.redisUrl);
+      const redis = await connectRedis(redisTarget(config));
       try {
         const buffer = new SessionBuffer(redis, config);
         if (opts.session) {
@@ -22,7 +22,7 @@ export function registerStatus(program: Command): void {
           out(JSON.stringify(await buffer.sessionView(projectId, sessionId), null, 2));
           return;
         }
-        const queue = new Queue(config.queueName, { connection: { url: config.redisUrl }, prefix: config.queuePrefix });
+        const queue = new Queue(config.queueName, { connection: bullConnection(redisTarget(config), 'producer'), prefix: config.queuePrefix });
         const [backlog, stats, jobs, leases] = await Promise.all([
           buffer.backlog(),
           buffer.stats(),
@@ -56,16 +56,13 @@ export function registerStatus(program: Command): void {
     });
 }
 
-async function readLeases(redis: Redis, buffer: SessionBuffer): Promise<{ owner: string | null; ttlMs: number | null }[]> {
-  const pipeline = redis.pipeline();
-  for (let shard = 0; shard < buffer.settings.bufferShards; shard += 1) {
-    const lease = buffer.shardKeys(shard).lease;
-    pipeline.get(lease).pttl(lease);
-  }
-  const replies = (await pipeline.exec()) ?? [];
-  return Array.from({ length: buffer.settings.bufferShards }, (_, shard) => {
-    const owner = (replies[2 * shard]?.[1] ?? null) as string | null;
-    const ttl = Number(replies[2 * shard + 1]?.[1] ?? -2);
-    return { owner, ttlMs: owner === null ? null : ttl };
-  });
+async function readLeases(redis: RedisClient, buffer: SessionBuffer): Promise<{ owner: string | null; ttlMs: number | null }[]> {
+  // separate commands (auto-pipelined per node): the leases live in different slots on a cluster
+  return Promise.all(
+    Array.from({ length: buffer.settings.bufferShards }, async (_, shard) => {
+      const lease = buffer.shardKeys(shard).lease;
+      const [owner, ttl] = await Promise.all([redis.get(lease), redis.pttl(lease)]);
+      return { owner, ttlMs: owner === null ? null : ttl };
+    }),
+  );
 }

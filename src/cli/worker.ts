@@ -8,7 +8,7 @@ import { Flusher, flusherOptions } from '../flush/flusher.ts';
 import { faultsFromEnv } from '../ops/faults.ts';
 import { createLogger } from '../ops/log.ts';
 import { Metrics, serveHealth } from '../ops/metrics.ts';
-import { connectRedis } from '../ops/redis.ts';
+import { connectRedis, redisTarget } from '../ops/redis.ts';
 import { checkRedisSafety } from '../ops/redis-safety.ts';
 import { WorkerService, type Role } from '../queue/worker-service.ts';
 import { flusherOwner } from './context.ts';
@@ -37,7 +37,7 @@ export function registerWorker(program: Command): void {
           'GRACE_MS is shorter than the time a crashed worker\'s jobs wait before they are retried (about 1.5 x WORKER_LOCK_MS): their events may arrive after their neighbours were written and be counted late',
         );
       }
-      const redis = await connectRedis(config.redisUrl);
+      const redis = await connectRedis(redisTarget(config));
       await checkRedisSafety(redis, { allowEviction: opts.allowEviction, log });
       let ch: ClickHouse | undefined;
       if (role !== 'ingest') {
@@ -48,7 +48,7 @@ export function registerWorker(program: Command): void {
       const flusher = ch
         ? new Flusher(redis, buffer, ch, { ...flusherOptions(config, flusherOwner(), metrics), ...(faults ? { faults } : {}) })
         : undefined;
-      const service = new WorkerService({ config, role, buffer, ...(flusher ? { flusher } : {}), metrics, log, redisUrl: config.redisUrl });
+      const service = new WorkerService({ config, role, buffer, ...(flusher ? { flusher } : {}), metrics, log, redis: redisTarget(config) });
       const health =
         config.metricsPort > 0
           ? await serveHealth(metrics, config.metricsPort, async () => {
@@ -59,7 +59,7 @@ export function registerWorker(program: Command): void {
           : undefined;
       await service.start();
       log.info(
-        { redis: redactUrl(config.redisUrl), clickhouse: ch?.kind ?? 'none', metrics: health?.url, concurrency: config.workerConcurrency, shards: config.bufferShards },
+        { redis: redactUrl(config.redisUrl), redisCluster: config.redisCluster, clickhouse: ch?.kind ?? 'none', metrics: health?.url, concurrency: config.workerConcurrency, shards: config.bufferShards },
         'worker started',
       );
 

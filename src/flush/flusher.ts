@@ -27,7 +27,7 @@
  * same call that acknowledges the rest. A poison row never blocks its shard.
  */
 import { Readable } from 'node:stream';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../ops/redis.ts';
 import { ulid } from 'ulid';
 import type { ClickHouse } from '../clickhouse/client.ts';
 import { backoffMs, ClickHouseWriteError, isRetryable } from '../errors.ts';
@@ -119,7 +119,7 @@ export class Flusher {
   private readonly streams: readonly FlushStream[];
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly buffer: SessionBuffer,
     private readonly ch: ClickHouse,
     private readonly options: FlusherOptions,

@@ -1,24 +1,74 @@
 /**
  * Redis connections. `rediss://` URLs use TLS; user and password come from
- * the URL. `connectRedis` fails fast with a message naming the (redacted) URL
- * instead of letting a command hang while ioredis retries.
+ * the URL. With `cluster`, the URL names one node of a Redis Cluster and the
+ * client discovers the others (every buffer script touches keys of one shard
+ * only, and a shard's keys share a {hash tag}, so no call is cross-slot).
+ * `connectRedis` fails fast with a message naming the (redacted) URL instead
+ * of letting a command hang while ioredis retries.
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { redactUrl } from '../config.ts';
 import { EventLensError } from '../errors.ts';
 
-export function createRedis(url: string): Redis {
-  return new Redis(url, {
+/** A single Redis or a Redis Cluster: the buffer, flusher and worker take either. */
+export type RedisClient = Redis | Cluster;
+
+/** Where Redis is: a URL, and whether it names a cluster node. */
+export interface RedisTarget {
+  url: string;
+  cluster?: boolean;
+}
+
+/** The Redis a config names. */
+export const redisTarget = (config: { redisUrl: string; redisCluster: boolean }): RedisTarget => ({ url: config.redisUrl, cluster: config.redisCluster });
+
+const target = (t: RedisTarget | string): RedisTarget => (typeof t === 'string' ? { url: t } : t);
+
+/** Connection options from a redis:// or rediss:// URL (credentials, TLS, database). */
+function optionsFromUrl(url: string): RedisOptions & { host: string; port: number } {
+  const u = new URL(url);
+  return {
+    host: u.hostname,
+    port: Number(u.port || 6379),
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: { servername: u.hostname } } : {}),
+    ...(u.pathname.length > 1 ? { db: Number(u.pathname.slice(1)) } : {}),
+  };
+}
+
+export function createRedis(where: RedisTarget | string, extra: RedisOptions = {}): RedisClient {
+  const t = target(where);
+  const common: RedisOptions = { lazyConnect: true, enableAutoPipelining: true, maxRetriesPerRequest: 20, connectionName: 'event-lens', ...extra };
+  if (!t.cluster) return new Redis(t.url, common);
+  const { host, port, ...auth } = optionsFromUrl(t.url);
+  return new Cluster([{ host, port }], {
     lazyConnect: true,
     enableAutoPipelining: true,
-    maxRetriesPerRequest: 20,
-    connectionName: 'event-lens',
+    redisOptions: { ...auth, ...common },
+    // a node that restarts or fails over answers MOVED / TRYAGAIN for a moment
+    retryDelayOnTryAgain: 200,
+    retryDelayOnClusterDown: 300,
   });
 }
 
+/**
+ * The `connection` option for BullMQ: options for a single Redis (BullMQ
+ * creates its own clients), or a Cluster client of its own for a cluster.
+ * Workers wait for Redis indefinitely (BullMQ requires it); producers fail
+ * fast so the ingestion API can answer "retry later".
+ */
+export function bullConnection(where: RedisTarget | string, role: 'worker' | 'producer' = 'worker'): { url: string; maxRetriesPerRequest?: null } | Cluster {
+  const t = target(where);
+  const retries = role === 'worker' ? { maxRetriesPerRequest: null } : {};
+  if (!t.cluster) return { url: t.url, ...retries };
+  return createRedis(t, { ...retries, enableAutoPipelining: false, lazyConnect: false }) as Cluster;
+}
+
 /** Connects and checks the server answers; throws a clear error otherwise. */
-export async function connectRedis(url: string, timeoutMs = 5_000): Promise<Redis> {
-  const redis = createRedis(url);
+export async function connectRedis(where: RedisTarget | string, timeoutMs = 5_000): Promise<RedisClient> {
+  const t = target(where);
+  const redis = createRedis(t);
   redis.on('error', () => {
     // reported by the ping below (and reconnects are retried by ioredis)
   });
@@ -33,18 +83,27 @@ export async function connectRedis(url: string, timeoutMs = 5_000): Promise<Redi
     return redis;
   } catch (err) {
     redis.disconnect();
-    throw new EventLensError('REDIS_UNREACHABLE', `cannot use Redis at ${redactUrl(url)}: ${(err as Error).message}`, { cause: err });
+    const what = t.cluster ? 'the Redis Cluster' : 'Redis';
+    throw new EventLensError('REDIS_UNREACHABLE', `cannot use ${what} at ${redactUrl(t.url)}: ${(err as Error).message}`, { cause: err });
   } finally {
     clearTimeout(timer);
   }
 }
 
-/** Deletes the keys under a prefix (SCAN + UNLINK): only what the caller wrote, never FLUSHALL. */
-export async function deleteByPrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 2_000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
+/** The masters to ask for server-wide facts (INFO, CONFIG, SCAN): the client itself, or every cluster master. */
+export function masters(redis: RedisClient): Redis[] {
+  return redis instanceof Cluster ? redis.nodes('master') : [redis];
+}
+
+/** Deletes the keys under a prefix (SCAN + UNLINK, on every master): only what the caller wrote, never FLUSHALL. */
+export async function deleteByPrefix(redis: RedisClient, prefix: string): Promise<void> {
+  for (const node of masters(redis)) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 2_000);
+      cursor = next;
+      // one UNLINK per key: on a cluster, keys of one page may live in different slots
+      await Promise.all(keys.map((k) => node.unlink(k)));
+    } while (cursor !== '0');
+  }
 }

@@ -11,11 +11,14 @@
  */
 import { Queue, type JobsOptions } from 'bullmq';
 import { ulid } from 'ulid';
+import { bullConnection } from '../ops/redis.ts';
 import { JOB_BATCH, JOB_EVENT, MAX_BATCH_EVENTS, type BatchJobData, type EventJobData } from './jobs.ts';
 
 export interface ProducerOptions {
   /** Redis URL (`redis://` or `rediss://`). */
   redisUrl: string;
+  /** The URL names a node of a Redis Cluster (use a hash-tagged `prefix`, such as `{bull}`). @defaultValue false */
+  cluster?: boolean;
   /** @defaultValue `events` */
   queueName?: string;
   /** BullMQ key prefix; use a hash tag such as `{el}` on Redis Cluster. @defaultValue `bull` */
@@ -49,8 +52,8 @@ export class Producer {
 
   constructor(options: ProducerOptions) {
     this.queue = new Queue(options.queueName ?? 'events', {
-      connection: { url: options.redisUrl },
-      prefix: options.prefix ?? 'bull',
+      connection: bullConnection({ url: options.redisUrl, cluster: options.cluster ?? false }, 'producer'),
+      prefix: options.prefix ?? (options.cluster ? '{bull}' : 'bull'),
       defaultJobOptions: {
         ...DEFAULT_JOB_OPTIONS,
         removeOnFail: { count: options.keepFailed ?? 10_000 },

@@ -29,6 +29,7 @@ import { normalizeEvent, type NormalizedEvent } from '../event/normalize.ts';
 import type { Flusher } from '../flush/flusher.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
+import { bullConnection, type RedisTarget } from '../ops/redis.ts';
 import { JOB_BATCH, JOB_EVENT, type JobResult } from './jobs.ts';
 
 export type Role = 'all' | 'ingest' | 'flush';
@@ -51,7 +52,8 @@ export interface WorkerServiceDeps {
   metrics: Metrics;
   log: Logger;
   /** BullMQ connection URL (the worker opens its own blocking connections). */
-  redisUrl: string;
+  /** Where BullMQ connects (the same Redis or cluster as the buffer). */
+  redis: RedisTarget;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -98,7 +100,7 @@ export class WorkerService {
     this.transition('running');
     if (role !== 'flush') {
       this.bull = new Worker(config.queueName, (job) => this.process(job), {
-        connection: { url: this.deps.redisUrl, maxRetriesPerRequest: null },
+        connection: bullConnection(this.deps.redis),
         prefix: config.queuePrefix,
         concurrency: config.workerConcurrency,
         lockDuration: config.workerLockMs,

@@ -20,11 +20,11 @@ export interface EnqueueSummary {
 
 export async function enqueueStream(
   lines: AsyncIterable<string | Uint8Array>,
-  config: Pick<Config, 'redisUrl' | 'queueName' | 'queuePrefix'>,
+  config: Pick<Config, 'redisUrl' | 'redisCluster' | 'queueName' | 'queuePrefix'>,
   onInvalid: (line: number, reason: string) => void,
 ): Promise<EnqueueSummary> {
   const started = performance.now();
-  const producer = new Producer({ redisUrl: config.redisUrl, queueName: config.queueName, prefix: config.queuePrefix });
+  const producer = new Producer({ redisUrl: config.redisUrl, cluster: config.redisCluster, queueName: config.queueName, prefix: config.queuePrefix });
   const s: EnqueueSummary = { read: 0, enqueued: 0, rejected: 0, jobs: 0, seconds: 0 };
   let batch: Record<string, unknown>[] = [];
   const send = async (): Promise<void> => {

@@ -14,7 +14,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../src/ops/redis.ts';
 import { computeSessionRows, type RowFigures, type SessionEvent } from '../../src/buffer/durations.ts';
 import { SessionBuffer } from '../../src/buffer/session-buffer.ts';
 import { openClickHouse, queryRows, type ClickHouse } from '../../src/clickhouse/client.ts';
@@ -222,7 +222,7 @@ export async function queueDrained(queue: Queue, timeoutMs: number): Promise<voi
  * Finalises every held session (clock past the inactivity timeout) and waits
  * until the flush process has written every row.
  */
-export async function drainBuffer(redis: Redis, config: Config, timeoutMs: number): Promise<void> {
+export async function drainBuffer(redis: RedisClient, config: Config, timeoutMs: number): Promise<void> {
   const buffer = new SessionBuffer(redis, config);
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -7,7 +7,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../src/ops/redis.ts';
 import { SessionBuffer } from '../../src/buffer/session-buffer.ts';
 import type { RowFigures } from '../../src/buffer/durations.ts';
 import type { GeneratedEvent } from '../../src/generate/model.ts';
@@ -35,7 +35,7 @@ export interface ScenarioOptions {
 /** What a scenario body gets: the running stack and the stream being sent. */
 export interface Run {
   stack: Stack;
-  redis: Redis;
+  redis: RedisClient;
   server: RedisServerHandle;
   queue: Queue;
   events: GeneratedEvent[];

@@ -62,7 +62,7 @@ function setup(overrides: Partial<Config> = {}) {
             flushIntervalMs: config.flushIntervalMs,
             metrics,
           });
-    const service = new WorkerService({ config, role, buffer, ...(flusher ? { flusher } : {}), metrics, log, redisUrl: config.redisUrl });
+    const service = new WorkerService({ config, role, buffer, ...(flusher ? { flusher } : {}), metrics, log, redis: { url: config.redisUrl, cluster: config.redisCluster } });
     await service.start();
     running.push(service);
     return service;
