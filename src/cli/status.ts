@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import type { Command } from 'commander';
 import type { RedisClient } from '../ops/redis.ts';
+import { Cluster } from 'ioredis';
 import { SessionBuffer } from '../buffer/session-buffer.ts';
 import { loadConfig } from '../config.ts';
 import { bullConnection, connectRedis, redisTarget } from '../ops/redis.ts';
@@ -22,11 +23,15 @@ export function registerStatus(program: Command): void {
           out(JSON.stringify(await buffer.sessionView(projectId, sessionId), null, 2));
           return;
         }
-        const queue = new Queue(config.queueName, { connection: bullConnection(redisTarget(config), 'producer'), prefix: config.queuePrefix });
+        const connection = bullConnection(redisTarget(config), 'producer');
+        const queue = new Queue(config.queueName, { connection, prefix: config.queuePrefix });
         const [backlog, stats, jobs, leases] = await Promise.all([
           buffer.backlog(),
           buffer.stats(),
-          queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed').finally(() => queue.close()),
+          queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed').finally(async () => {
+            await queue.close();
+            if (connection instanceof Cluster) connection.disconnect();
+          }),
           readLeases(redis, buffer),
         ]);
         const shards = backlog.map((b, i) => ({ ...b, leaseOwner: leases[i]?.owner ?? null, leaseTtlMs: leases[i]?.ttlMs ?? null }));

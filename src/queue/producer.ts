@@ -10,6 +10,7 @@
  * failures are retried with exponential backoff.
  */
 import { Queue, type JobsOptions } from 'bullmq';
+import { Cluster } from 'ioredis';
 import { ulid } from 'ulid';
 import { bullConnection } from '../ops/redis.ts';
 import { JOB_BATCH, JOB_EVENT, MAX_BATCH_EVENTS, type BatchJobData, type EventJobData } from './jobs.ts';
@@ -49,10 +50,12 @@ function withId(event: IncomingEvent): Record<string, unknown> {
 
 export class Producer {
   readonly queue: Queue;
+  private readonly connection: ReturnType<typeof bullConnection>;
 
   constructor(options: ProducerOptions) {
+    this.connection = bullConnection({ url: options.redisUrl, cluster: options.cluster ?? false }, 'producer');
     this.queue = new Queue(options.queueName ?? 'events', {
-      connection: bullConnection({ url: options.redisUrl, cluster: options.cluster ?? false }, 'producer'),
+      connection: this.connection,
       prefix: options.prefix ?? (options.cluster ? '{bull}' : 'bull'),
       defaultJobOptions: {
         ...DEFAULT_JOB_OPTIONS,
@@ -86,5 +89,7 @@ export class Producer {
 
   async close(): Promise<void> {
     await this.queue.close();
+    // BullMQ does not close a client it was given (a cluster's)
+    if (this.connection instanceof Cluster) this.connection.disconnect();
   }
 }

@@ -22,6 +22,7 @@
  * other replicas or the next start.
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Cluster } from 'ioredis';
 import type { IngestResult, SessionBuffer } from '../buffer/session-buffer.ts';
 import type { Config } from '../config.ts';
 import { isOutOfMemory, ValidationError } from '../errors.ts';
@@ -70,6 +71,8 @@ export class WorkerService {
   private lastBacklog = 0;
   /** Jobs of this worker held because Redis answered OOM: no new jobs are taken while any is. */
   private jobsWaitingForRoom = 0;
+  /** BullMQ's connection: options, or (on a cluster) a client of ours that BullMQ does not close. */
+  private connection?: ReturnType<typeof bullConnection>;
 
   constructor(private readonly deps: WorkerServiceDeps) {
     if (deps.role !== 'ingest' && !deps.flusher) throw new Error(`role ${deps.role} needs a flusher`);
@@ -99,8 +102,9 @@ export class WorkerService {
     const { config, role } = this.deps;
     this.transition('running');
     if (role !== 'flush') {
+      this.connection = bullConnection(this.deps.redis);
       this.bull = new Worker(config.queueName, (job) => this.process(job), {
-        connection: bullConnection(this.deps.redis),
+        connection: this.connection,
         prefix: config.queuePrefix,
         concurrency: config.workerConcurrency,
         lockDuration: config.workerLockMs,
@@ -245,6 +249,7 @@ export class WorkerService {
     const deadline = Date.now() + deadlineMs;
     this.transition('stopping');
     await this.bull?.close();
+    if (this.connection instanceof Cluster) this.connection.disconnect();
     await Promise.all(this.loops);
     let flushedRows = 0;
     let timedOut = false;

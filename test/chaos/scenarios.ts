@@ -7,13 +7,15 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
+import { Cluster } from 'ioredis';
 import type { RedisClient } from '../../src/ops/redis.ts';
 import { SessionBuffer } from '../../src/buffer/session-buffer.ts';
 import type { RowFigures } from '../../src/buffer/durations.ts';
 import type { GeneratedEvent } from '../../src/generate/model.ts';
-import { connectRedis } from '../../src/ops/redis.ts';
+import { bullConnection, connectRedis } from '../../src/ops/redis.ts';
 import { startRedisServer, type RedisServerHandle } from '../../src/ops/redis-server.ts';
 import { Producer } from '../../src/queue/producer.ts';
+import { startCluster } from './cluster.ts';
 import {
   compare,
   drainBuffer,
@@ -51,6 +53,8 @@ export interface Run {
 
 export interface ScenarioSpec {
   name: string;
+  /** A 3-master Redis Cluster instead of one redis-server. */
+  cluster?: boolean;
   /** Extra worker environment. */
   env?: Record<string, string>;
   redisArgs?: string[];
@@ -110,15 +114,19 @@ async function enqueueAll(
 
 export async function runScenario(spec: ScenarioSpec, options: ScenarioOptions): Promise<ScenarioResult> {
   const started = performance.now();
-  const server = await startRedisServer({ args: spec.redisArgs ?? [] });
-  const stack = new Stack(server.url, spec.env ?? {});
-  const redis = await connectRedis(server.url);
-  const queue = new Queue(stack.config.queueName, { connection: { url: server.url }, prefix: stack.config.queuePrefix });
+  const servers = spec.cluster ? await startCluster(3, spec.redisArgs ?? []) : [await startRedisServer({ args: spec.redisArgs ?? [] })];
+  const server = servers[0] as RedisServerHandle;
+  const target = { url: server.url, cluster: spec.cluster ?? false };
+  const stack = new Stack(server.url, { ...(spec.cluster ? { REDIS_CLUSTER: 'true' } : {}), ...spec.env });
+  const redis = await connectRedis(target);
+  const queueConnection = bullConnection(target, 'producer');
+  const queue = new Queue(stack.config.queueName, { connection: queueConnection, prefix: stack.config.queuePrefix });
   // Redis restarts on purpose: connection errors are expected, and counted
   let clientErrors = 0;
   queue.on('error', () => (clientErrors += 1));
   const producer = new Producer({
     redisUrl: server.url,
+    cluster: target.cluster,
     queueName: stack.config.queueName,
     prefix: stack.config.queuePrefix,
     ...(spec.keepCompleted ? { keepCompleted: spec.keepCompleted } : {}),
@@ -169,9 +177,10 @@ export async function runScenario(spec: ScenarioSpec, options: ScenarioOptions):
   } finally {
     await producer.close().catch(() => {});
     await queue.close().catch(() => {});
+    if (queueConnection instanceof Cluster) queueConnection.disconnect();
     redis.disconnect();
     stack.cleanup();
-    await server.stop();
+    await Promise.all(servers.map((s) => s.stop()));
   }
 }
 
@@ -304,3 +313,34 @@ export function memoryPressure(maxmemoryMb = 48): ScenarioSpec {
     },
   };
 }
+
+/** 5. A 3-master Redis Cluster: the same stream gives the same rows, no CROSSSLOT errors, shards on every master. */
+export const redisCluster: ScenarioSpec = {
+  name: 'redis-cluster',
+  cluster: true,
+  ingestWorkers: 2,
+  async body(run) {
+    while ((await run.progress()) < 0.5) await sleep(200);
+    const { masters } = await import('../../src/ops/redis.ts');
+    const nodes = masters(run.redis);
+    const sizes = await Promise.all(nodes.map((n) => n.dbsize()));
+    run.figures.masters = nodes.length;
+    run.figures.keysPerMaster = sizes.join('/');
+    // which master serves each shard (by the slot of its hash tag)
+    const slots = ((await nodes[0]?.cluster('SLOTS')) ?? []) as unknown as [number, number, [string, number]][];
+    const perMaster = new Map<number, number>();
+    for (let shard = 0; shard < run.stack.config.bufferShards; shard += 1) {
+      const slot = Number(await nodes[0]?.cluster('KEYSLOT', `${run.stack.config.keyPrefix}:{${shard}}:due`));
+      const owner = slots.find(([from, to]) => slot >= from && slot <= to)?.[2][1] ?? -1;
+      perMaster.set(owner, (perMaster.get(owner) ?? 0) + 1);
+    }
+    run.figures.shardsPerMaster = [...perMaster.values()].join('/');
+    if (perMaster.size < 3) run.failures.push(`the ${run.stack.config.bufferShards} shards sit on ${perMaster.size} of 3 masters`);
+    if (sizes.some((n) => n === 0)) run.failures.push(`a master holds no keys: ${sizes.join('/')}`);
+  },
+  async after(run) {
+    const crossSlot = run.stack.logged(/CROSSSLOT|same slot/i).length + [...run.stack.procs.values()].flatMap((p) => p.stderr.filter((l) => /CROSSSLOT/.test(l))).length;
+    run.figures.crossSlotErrors = crossSlot;
+    if (crossSlot > 0) run.failures.push(`${crossSlot} CROSSSLOT errors in the worker logs`);
+  },
+};

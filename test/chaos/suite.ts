@@ -1,7 +1,7 @@
 /** The scenarios in the order `npm run test:chaos` runs them. */
 import { badInput } from './bad-input.ts';
 import type { ScenarioResult } from './harness.ts';
-import { clickhouseOutage, flusherCrash, memoryPressure, redisRestart, replicaCrashes, runScenario, type ScenarioOptions } from './scenarios.ts';
+import { clickhouseOutage, flusherCrash, memoryPressure, redisCluster, redisRestart, replicaCrashes, runScenario, type ScenarioOptions } from './scenarios.ts';
 
 export interface Scenario {
   name: string;
@@ -15,6 +15,7 @@ export const SCENARIOS: Scenario[] = [
   spec(flusherCrash),
   spec(clickhouseOutage()),
   spec(redisRestart),
+  spec(redisCluster),
   spec(badInput()),
   spec(memoryPressure()),
 ];
