@@ -38,5 +38,6 @@ try {
 } catch (e) {
   const message = e instanceof EventLensError || e instanceof Error ? e.message : String(e);
   err(`event-lens: ${message}`);
-  process.exitCode = 1;
+  // exit now: a command that failed half-way may still hold connections open
+  process.exit(1);
 }

@@ -10,9 +10,9 @@
  */
 import { mkdirSync, openSync, closeSync, writeFileSync, readFileSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
-import type { Config } from '../config.ts';
+import { redactUrl, type Config } from '../config.ts';
 import { EventLensError } from '../errors.ts';
 import { readEndpoint, serveEmbedded } from './embedded-endpoint.ts';
 import { EMBEDDED_SETTING_DEFAULTS } from './settings.ts';
@@ -74,8 +74,18 @@ function lockDataDir(dir: string): () => void {
 }
 
 function serverClient(url: string, database: string, kind: 'server' | 'shared'): ClickHouse {
-  const client = createClient({ url, request_timeout: 60_000, compression: { request: false, response: false } });
+  // the client's own console logger is off: failures reach our callers as errors and are
+  // logged once, as JSON, with the URL redacted
+  const client = createClient({ url, request_timeout: 60_000, compression: { request: false, response: false }, log: { level: ClickHouseLogLevel.OFF } });
   return { client, database, kind, close: () => client.close() };
+}
+
+/** A ClickHouse server that answers, or an error naming the (redacted) URL. */
+async function reachable(ch: ClickHouse, url: string): Promise<ClickHouse> {
+  const ping = await ch.client.ping();
+  if (ping.success) return ch;
+  await ch.close();
+  throw new EventLensError('CLICKHOUSE_UNREACHABLE', `cannot use ClickHouse at ${redactUrl(url)}: ${ping.error.message}`, { cause: ping.error });
 }
 
 /**
@@ -87,7 +97,7 @@ export async function openClickHouse(
   config: Pick<Config, 'clickhouseUrl' | 'dataDir' | 'clickhouseDatabase'>,
   options: OpenOptions = {},
 ): Promise<ClickHouse> {
-  if (config.clickhouseUrl) return serverClient(config.clickhouseUrl, config.clickhouseDatabase, 'server');
+  if (config.clickhouseUrl) return reachable(serverClient(config.clickhouseUrl, config.clickhouseDatabase, 'server'), config.clickhouseUrl);
   mkdirSync(config.dataDir, { recursive: true });
   const shared = readEndpoint(config.dataDir);
   if (shared) return serverClient(shared.url, config.clickhouseDatabase, 'shared');

@@ -69,13 +69,24 @@ export function bullConnection(where: RedisTarget | string, role: 'worker' | 'pr
 export async function connectRedis(where: RedisTarget | string, timeoutMs = 5_000): Promise<RedisClient> {
   const t = target(where);
   const redis = createRedis(t);
-  redis.on('error', () => {
-    // reported by the ping below (and reconnects are retried by ioredis)
+  // the real cause (WRONGPASS, NOAUTH, a TLS error) arrives as an 'error' event;
+  // the failed command itself only says "Connection is closed"
+  let cause: Error | undefined;
+  let refused: (err: Error) => void = () => {};
+  const authFailed = new Promise<never>((_, reject) => {
+    refused = reject;
+  });
+  authFailed.catch(() => {});
+  redis.on('error', (err: Error) => {
+    cause ??= err;
+    // wrong credentials will not get better by retrying: fail now
+    if (/WRONGPASS|NOAUTH|NOPERM/.test(err.message)) refused(err);
   });
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
       redis.connect().then(() => redis.ping()),
+      authFailed,
       new Promise((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
       }),
@@ -84,7 +95,9 @@ export async function connectRedis(where: RedisTarget | string, timeoutMs = 5_00
   } catch (err) {
     redis.disconnect();
     const what = t.cluster ? 'the Redis Cluster' : 'Redis';
-    throw new EventLensError('REDIS_UNREACHABLE', `cannot use ${what} at ${redactUrl(t.url)}: ${(err as Error).message}`, { cause: err });
+    const reason = cause?.message ?? (err as Error).message;
+    const hint = /WRONGPASS|NOAUTH|invalid password|invalid username/i.test(reason) ? ' (check the user and password in REDIS_URL)' : '';
+    throw new EventLensError('REDIS_UNREACHABLE', `cannot use ${what} at ${redactUrl(t.url)}: ${reason}${hint}`, { cause: err });
   } finally {
     clearTimeout(timer);
   }

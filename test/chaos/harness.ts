@@ -10,7 +10,7 @@
  * does not wait 30 minutes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
@@ -155,6 +155,11 @@ export class Stack {
 
   cleanup(): void {
     for (const p of this.procs.values()) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+    const keep = process.env.CHAOS_KEEP_LOGS;
+    if (keep) {
+      mkdirSync(keep, { recursive: true });
+      for (const p of this.procs.values()) writeFileSync(path.join(keep, `${p.name}.log`), `${p.stderr.join('\n')}\n`);
+    }
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 
