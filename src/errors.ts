@@ -110,3 +110,15 @@ export function backoffMs(attempt: number, baseMs = 100, maxMs = 30_000, random 
 export function isOutOfMemory(err: unknown): boolean {
   return err instanceof Error && /\bOOM command not allowed\b/.test(err.message);
 }
+
+/**
+ * A Redis failure that passes by itself: the connection dropped or was refused
+ * (a restart, a failover), or the server is still loading its data. Retrying
+ * the same call is safe for the buffer's scripts (ids are deduplicated).
+ */
+export function isTransientRedisError(err: unknown): boolean {
+  return (
+    err instanceof Error &&
+    /Connection is closed|aborted due to connection close|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|^LOADING\b|script \w+: LOADING|TRYAGAIN|CLUSTERDOWN|MASTERDOWN/.test(err.message)
+  );
+}

@@ -25,7 +25,7 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Cluster } from 'ioredis';
 import type { IngestResult, SessionBuffer } from '../buffer/session-buffer.ts';
 import type { Config } from '../config.ts';
-import { isOutOfMemory, ValidationError } from '../errors.ts';
+import { isOutOfMemory, isTransientRedisError, ValidationError } from '../errors.ts';
 import { normalizeEvent, type NormalizedEvent } from '../event/normalize.ts';
 import type { Flusher } from '../flush/flusher.ts';
 import type { Logger } from '../ops/log.ts';
@@ -56,6 +56,9 @@ export interface WorkerServiceDeps {
   /** Where BullMQ connects (the same Redis or cluster as the buffer). */
   redis: RedisTarget;
 }
+
+/** How long a job is held in place through Redis connection trouble before it fails to BullMQ's retry. */
+const TRANSIENT_HOLD_MS = 60_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -159,7 +162,7 @@ export class WorkerService {
     if (job.name === JOB_EVENT && rejected[0]) throw new UnrecoverableError(rejected[0].reason);
     if (rejected.length > 0) this.deps.log.warn({ jobId: job.id, rejected: rejected.length, first: rejected[0]?.reason }, 'batch had invalid events');
 
-    const result = valid.length > 0 ? await this.ingestWhenRoom(valid, job) : { accepted: 0, duplicates: 0, late: 0 };
+    const result = valid.length > 0 ? await this.ingestHeld(valid, job) : { accepted: 0, duplicates: 0, late: 0 };
     metrics.eventsIngested.inc(result.accepted);
     metrics.eventsDuplicate.inc(result.duplicates);
     metrics.eventsLate.inc(result.late);
@@ -167,39 +170,53 @@ export class WorkerService {
   }
 
   /**
-   * Ingests; while Redis is at maxmemory (noeviction answers OOM) the job is
-   * held and retried with backoff, and the worker takes no new jobs, instead
-   * of failing attempts until the job is dropped. Nothing was written by the
-   * failed call: a script's first write is where Redis refuses it.
+   * Ingests, holding the job in place through two kinds of passing trouble,
+   * so that its events are not sent to the back of the queue (a BullMQ retry
+   * would be), where they could arrive after their neighbours were written:
+   *
+   * - Redis at maxmemory (noeviction answers OOM): retried with short waits,
+   *   and the worker takes no new jobs until its held jobs are in. Nothing
+   *   was written by the refused call: a script's first write is where Redis
+   *   refuses it.
+   * - the connection dropped (a Redis restart or failover): retried until
+   *   TRANSIENT_HOLD_MS has passed; the call may have run before the drop,
+   *   which is safe because ids are deduplicated.
    */
-  private async ingestWhenRoom(valid: readonly NormalizedEvent[], job: Job): Promise<IngestResult> {
+  private async ingestHeld(valid: readonly NormalizedEvent[], job: Job): Promise<IngestResult> {
     const { buffer, log, metrics } = this.deps;
-    let waiting = false;
+    let waitingForRoom = false;
+    const started = Date.now();
     try {
       for (let attempt = 0; ; attempt += 1) {
         try {
           const result = await buffer.ingest(valid, Date.now());
-          if (waiting) log.info({ jobId: job.id, attempts: attempt + 1 }, 'Redis has room again: held job ingested');
+          if (attempt > 0) log.info({ jobId: job.id, attempts: attempt + 1, heldMs: Date.now() - started }, 'held job ingested');
           return result;
         } catch (err) {
-          if (!isOutOfMemory(err) || !this.active) throw err;
-          metrics.redisOom.inc();
-          if (!waiting) {
-            waiting = true;
-            this.jobsWaitingForRoom += 1;
-          }
-          if (this.stateValue === 'running') {
-            log.warn({ jobId: job.id }, 'Redis is at maxmemory (OOM): holding jobs and retrying; no new jobs until they are in');
-            this.transition('paused');
-            metrics.backpressure.set(1);
-            void this.bull?.pause(true);
+          if (!this.active) throw err;
+          if (isOutOfMemory(err)) {
+            metrics.redisOom.inc();
+            if (!waitingForRoom) {
+              waitingForRoom = true;
+              this.jobsWaitingForRoom += 1;
+            }
+            if (this.stateValue === 'running') {
+              log.warn({ jobId: job.id }, 'Redis is at maxmemory (OOM): holding jobs and retrying; no new jobs until they are in');
+              this.transition('paused');
+              metrics.backpressure.set(1);
+              void this.bull?.pause(true);
+            }
+          } else if (!isTransientRedisError(err) || Date.now() - started > TRANSIENT_HOLD_MS) {
+            throw err;
+          } else if (attempt === 0) {
+            log.warn({ jobId: job.id, error: (err as Error).message.slice(0, 200) }, 'Redis connection trouble: holding the job and retrying');
           }
           // short, capped waits: held jobs must get in before their neighbours' grace ends
           await sleep(Math.min(50 * 2 ** attempt, 500));
         }
       }
     } finally {
-      if (waiting) this.jobsWaitingForRoom -= 1;
+      if (waitingForRoom) this.jobsWaitingForRoom -= 1;
     }
   }
 

@@ -75,10 +75,11 @@ export function badInput(total = 10_000): ScenarioSpec {
     name: 'bad-input',
     keepCompleted: 1_000_000,
     failedJobs: singles,
-    mix(batch: GeneratedEvent[], job: number): object[] {
-      // spread over the first 200 jobs (70 % of the malformed events whatever the stream's length)
-      if (job >= 200) return batch;
-      const perJob = Math.ceil(inBatches / 200);
+    mix(batch: GeneratedEvent[], job: number, jobs: number): object[] {
+      // spread over the first (at most) 200 jobs, whatever the stream's length
+      const carriers = Math.min(jobs, 200);
+      if (job >= carriers) return batch;
+      const perJob = Math.ceil(inBatches / carriers);
       const out: object[] = [...batch];
       for (let k = 0; k < perJob && next < inBatches; k += 1) {
         const bad = malformed(next);
@@ -127,10 +128,10 @@ export function badInput(total = 10_000): ScenarioSpec {
       run.figures.ndjsonLinesRejected = reported.length;
       if (lineMisses.length > 0) run.failures.push(`${lineMisses.length} bad NDJSON lines were not reported, e.g. line ${lineMisses[0]}`);
 
-      run.figures.malformed = inBatches + singles + lines;
     },
     // after the queue drained and the rows were compared: every job's verdict
     async after(run: Run) {
+      run.figures.malformed = batchBad.size + single.size + lines;
       await checkVerdicts(run, batchBad, single);
       await checkSpecial(run, special);
     },
