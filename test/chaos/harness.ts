@@ -184,7 +184,8 @@ export function exited(child: ChildProcess, signal?: NodeJS.Signals, timeoutMs =
 
 /** A realistic generated stream (arrival jitter inside the grace window, no late events). */
 export function stream(events: number, seed: number): GeneratedEvent[] {
-  return generateEvents({ sessions: Math.ceil(events / 8.4), seed, jitterMs: 5_000, lateFraction: 0 }).slice(0, events);
+  // sessions average about 8.4 events: ask for 20 % more and cut the stream at `events`
+  return generateEvents({ sessions: Math.ceil((events / 8.4) * 1.2), seed, jitterMs: 5_000, lateFraction: 0 }).slice(0, events);
 }
 
 /** The rows the reference model gives the stream, by event id. */
