@@ -109,9 +109,37 @@ export async function benchBuffer(
 
 export interface GrowthPoint {
   heldSessions: number;
+  /** Round trip of one ingest call (20 events), as the worker sees it. */
   scriptP50Ms: number;
   scriptP99Ms: number;
+  /** Execution time inside Redis of the same calls (SLOWLOG), without client and network noise; null when CONFIG is not allowed. */
+  serverP50Ms: number | null;
+  serverP99Ms: number | null;
   bytesPerHeldEvent: number;
+}
+
+const PROBE_CALLS = 1_000;
+
+/** Runs fn while Redis logs every command's execution time; returns the EVALSHA/EVAL times in ms (null without CONFIG rights). */
+async function serverTimes(redis: RedisClient, fn: () => Promise<void>): Promise<number[] | null> {
+  let previous: string[] | null = null;
+  try {
+    previous = [
+      ...((await redis.config('GET', 'slowlog-log-slower-than')) as string[]),
+      ...((await redis.config('GET', 'slowlog-max-len')) as string[]),
+    ];
+    await redis.config('SET', 'slowlog-log-slower-than', '0');
+    await redis.config('SET', 'slowlog-max-len', String(PROBE_CALLS * 2));
+    await redis.slowlog('RESET');
+  } catch {
+    previous = null;
+  }
+  await fn();
+  if (!previous) return null;
+  const entries = (await redis.slowlog('GET', PROBE_CALLS * 2)) as [number, number, number, string[]][];
+  await redis.config('SET', 'slowlog-log-slower-than', previous[1] as string);
+  await redis.config('SET', 'slowlog-max-len', previous[3] as string);
+  return entries.filter((e) => /^eval/i.test(e[3][0] ?? '')).map((e) => e[2] / 1000);
 }
 
 const quantile = (sorted: readonly number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
@@ -119,8 +147,8 @@ const quantile = (sorted: readonly number[], q: number): number => sorted[Math.m
 /**
  * Script latency and memory as the number of held sessions grows: the buffer
  * is filled to each level with sessions of two screen views (held, not swept),
- * then 300 calls of 20 events each (new sessions and existing ones) are timed
- * one by one. Cost per event should not depend on how much is held.
+ * then 1 000 calls of 20 events each (new sessions and existing ones) are timed
+ * one by one, by the client (round trip) and inside Redis (SLOWLOG). Cost per event should not depend on how much is held.
  */
 export async function benchGrowth(
   redis: RedisClient,
@@ -143,23 +171,28 @@ export async function benchGrowth(
     }
     held = level;
     const times: number[] = [];
-    for (let call = 0; call < 300; call += 1) {
-      const batch: NormalizedEvent[] = [];
-      for (let k = 0; k < 20; k += 1) {
-        // half go to existing sessions, half start new ones beyond the level
-        const session = k % 2 === 0 ? (call * 7919 + k) % level : 10_000_000 + probe++;
-        batch.push(makeEvent(session, 2 + call));
+    const server = await serverTimes(redis, async () => {
+      for (let call = 0; call < PROBE_CALLS; call += 1) {
+        const batch: NormalizedEvent[] = [];
+        for (let k = 0; k < 20; k += 1) {
+          // half go to existing sessions, half start new ones beyond the level
+          const session = k % 2 === 0 ? (call * 7919 + k) % level : 10_000_000 + probe++;
+          batch.push(makeEvent(session, 2 + call));
+        }
+        const started = performance.now();
+        await buffer.ingest(batch, 1);
+        times.push(performance.now() - started);
       }
-      const started = performance.now();
-      await buffer.ingest(batch, 1);
-      times.push(performance.now() - started);
-    }
+    });
     times.sort((a, b) => a - b);
-    const events = 2 * level + 300 * 20;
+    server?.sort((a, b) => a - b);
+    const events = 2 * level + PROBE_CALLS * 20;
     points.push({
       heldSessions: level,
       scriptP50Ms: Number(quantile(times, 0.5).toFixed(3)),
       scriptP99Ms: Number(quantile(times, 0.99).toFixed(3)),
+      serverP50Ms: server ? Number(quantile(server, 0.5).toFixed(3)) : null,
+      serverP99Ms: server ? Number(quantile(server, 0.99).toFixed(3)) : null,
       bytesPerHeldEvent: Math.round(((await usedMemory(redis)) - memoryBefore) / events),
     });
   }

@@ -111,6 +111,9 @@ export function registerBench(program: Command): void {
           flushVsRawInsert: flush.flushVsRawInsert,
           scriptP99Growth: ratio(growth.at(-1)?.scriptP99Ms ?? 0, growth[0]?.scriptP99Ms ?? 0),
         };
+        // the same calls timed inside Redis (SLOWLOG): the script's own cost, without client noise
+        const serverP99 = (g?: GrowthPoint): number | null => g?.serverP99Ms ?? null;
+        const scriptServerP99Growth = serverP99(growth[0]) && serverP99(growth.at(-1)) ? ratio(serverP99(growth.at(-1)) as number, serverP99(growth[0]) as number) : null;
         const report = {
           machine,
           events: events.length,
@@ -129,6 +132,7 @@ export function registerBench(program: Command): void {
           redisCpuUsPerEvent: { batched: buffer.redisCpuUsPerEventBatched, perEventScript: buffer.redisCpuUsPerEventPerEvent },
           growth,
           ratios,
+          scriptServerP99Growth,
           targets: {
             singleVsNoop: { target: '>= 0.7', met: ratios.singleVsNoop >= 0.7 },
             batchedVsPerEventLua: { target: '>= 2', met: ratios.batchedVsPerEventLua >= 2 },
@@ -160,6 +164,8 @@ export function registerBench(program: Command): void {
             { measure: '8 redisBytesPerHeldEvent / mean payload', value: `${report.redisBytesPerHeldEvent} / ${report.meanPayloadBytes}`, unit: 'bytes' },
             { measure: '  Redis CPU, batched ingest / per-event script', value: `${buffer.redisCpuUsPerEventBatched} / ${buffer.redisCpuUsPerEventPerEvent}`, unit: 'µs/event' },
             ...growth.map((g) => ({ measure: `9 ingest call (20 events) p50 / p99, ${g.heldSessions} held sessions`, value: `${g.scriptP50Ms} / ${g.scriptP99Ms}`, unit: 'ms' })),
+            ...growth.map((g) => ({ measure: `  same, script time inside Redis (per shard call), ${g.heldSessions}`, value: `${g.serverP50Ms ?? '-'} / ${g.serverP99Ms ?? '-'}`, unit: 'ms' })),
+            { measure: '  scriptServerP99Growth (inside Redis, largest ÷ 10 000)', value: scriptServerP99Growth ?? '-', unit: 'ratio' },
             ...growth.map((g) => ({ measure: `  bytes per held event, ${g.heldSessions} held sessions`, value: g.bytesPerHeldEvent, unit: 'bytes' })),
           ]),
         );
