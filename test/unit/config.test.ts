@@ -46,4 +46,17 @@ describe('loadConfig', () => {
   it('refuses a buffer TTL shorter than timeout plus grace', () => {
     expect(() => loadConfig({ BUFFER_TTL_MS: '60000' })).toThrow(/BUFFER_TTL_MS=60000: expected at least/);
   });
+
+  it('reads REDIS_CLUSTER, defaults the queue prefix to a hash tag there, and refuses a prefix without one', () => {
+    expect(loadConfig({ REDIS_CLUSTER: 'true' })).toMatchObject({ redisCluster: true, queuePrefix: '{bull}' });
+    expect(loadConfig({})).toMatchObject({ redisCluster: false, queuePrefix: 'bull' });
+    expect(() => loadConfig({ REDIS_CLUSTER: '1', QUEUE_PREFIX: 'bull' })).toThrow(/QUEUE_PREFIX="bull": on a Redis Cluster it must contain a hash tag/);
+    expect(() => loadConfig({ REDIS_CLUSTER: 'maybe' })).toThrow(/REDIS_CLUSTER="maybe": expected true or false/);
+  });
+
+  it('keeps the default job lock short enough for the grace to cover a crashed worker', () => {
+    const c = loadConfig({});
+    expect(c.workerLockMs * 1.5).toBeLessThan(c.graceMs);
+    expect(c.workerMaxStalled).toBeGreaterThan(1);
+  });
 });

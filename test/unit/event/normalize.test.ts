@@ -53,6 +53,8 @@ describe('normalizeEvent', () => {
     [{ ...base, latitude: 91 }, 'latitude: must be a number from -90 to 90'],
     [{ ...base, country: 'Germany' }, 'country: must be a two-letter ISO 3166-1 country code'],
     [{ ...base, path: 'a\u0000b' }, 'path: must not contain NUL characters'],
+    [{ ...base, path: '/a\uD800b' }, 'path: must be valid Unicode (it has a lone surrogate)'],
+    [{ ...base, properties: { plan: 'pro\uDC00' } }, 'properties.plan: key and value must be valid Unicode'],
     [{ ...base, properties: [1] }, 'properties: must be a JSON object'],
     [{ ...base, sessionID: 'typo' }, 'sessionID: unknown field'],
     [[1, 2], 'event: must be a JSON object'],

@@ -1,0 +1,41 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ClickHouseWriteError, isOutOfMemory, isTransientRedisError } from '../../../src/errors.ts';
+import { faultsFromEnv } from '../../../src/ops/faults.ts';
+
+describe('faultsFromEnv', () => {
+  it('is off unless EVENT_LENS_FAULTS is set, and names a bad entry', () => {
+    expect(faultsFromEnv({})).toBeUndefined();
+    expect(() => faultsFromEnv({ EVENT_LENS_FAULTS: 'crash-after-insert:x' })).toThrow(/"crash-after-insert:x" is not crash-after-insert:N/);
+  });
+
+  it('clickhouse-down-file fails inserts with a retryable error while the file exists', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'faults-'));
+    const file = path.join(dir, 'down');
+    const faults = faultsFromEnv({ EVENT_LENS_FAULTS: `clickhouse-down-file:${file}` });
+    expect(() => faults?.beforeInsert()).not.toThrow();
+    writeFileSync(file, '');
+    let error: unknown;
+    try {
+      faults?.beforeInsert();
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ClickHouseWriteError);
+    expect((error as ClickHouseWriteError).retryable).toBe(true);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('Redis error classes', () => {
+  it('tells OOM and passing connection trouble from other errors', () => {
+    expect(isOutOfMemory(new Error("script ingest: OOM command not allowed when used memory > 'maxmemory'."))).toBe(true);
+    expect(isTransientRedisError(new Error('script ingest: Command aborted due to connection close'))).toBe(true);
+    expect(isTransientRedisError(new Error('Connection is closed.'))).toBe(true);
+    expect(isTransientRedisError(new Error('LOADING Redis is loading the dataset in memory'))).toBe(true);
+    expect(isTransientRedisError(new Error('script ingest: ERR wrong number of arguments'))).toBe(false);
+    expect(isOutOfMemory(new Error('WRONGPASS invalid username-password pair'))).toBe(false);
+  });
+});
