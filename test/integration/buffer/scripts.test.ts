@@ -58,6 +58,27 @@ describe('ingest-4.lua', () => {
     const keys = buffer.keys.session(0, '2:p1s1');
     for (const key of [keys.z, keys.h, keys.p]) expect(await services.redis.pttl(key)).toBeGreaterThan(0);
   });
+
+  it('gives p a TTL again when a sweep emptied it and an arrival creates it anew (TTLs are not refreshed on every call)', async () => {
+    const keys = buffer.keys.session(0, '2:p1s1');
+    // a click after the session_end keeps the session open (the session_end is not its last event)
+    await buffer.ingest([view('a', 0), ev({ id: 'e', createdAtMs: T0 + 5_000, kind: 'e' }), ev({ id: 'c', createdAtMs: T0 + 6_000, kind: 'o' })], T0);
+    // both held rows settle and are emitted: p is empty, so Redis deleted it
+    expect(await buffer.sweep(T0 + 10_000)).toEqual({ emitted: 2, finalised: 0 });
+    expect(await services.redis.exists(keys.p)).toBe(0);
+    await buffer.ingest([view('b', 60_000)], T0 + 20_000);
+    expect(await services.redis.pttl(keys.p)).toBeGreaterThan(0);
+    expect(await services.redis.pttl(keys.z)).toBeGreaterThan(0);
+  });
+
+  it('restores the long TTL when a finalised session (short tombstone TTL) gets a new event', async () => {
+    const keys = buffer.keys.session(0, '2:p1s1');
+    await buffer.ingest([view('a', 0)], T0);
+    await buffer.sweep(T0 + 1_800_000 + 10_000);
+    expect(await services.redis.pttl(keys.h)).toBeLessThanOrEqual(settings(services.server.prefix).dedupWindowMs);
+    await buffer.ingest([view('b', 3_600_000)], T0 + 3_600_000);
+    for (const key of [keys.z, keys.h, keys.p]) expect(await services.redis.pttl(key)).toBeGreaterThan(settings(services.server.prefix).dedupWindowMs);
+  });
 });
 
 describe('sweep-4.lua', () => {
