@@ -52,6 +52,7 @@ export interface Config {
   queuePrefix: string;
   /** Jobs one worker process handles at once. @defaultValue 8 */
   workerConcurrency: number;
+  /** Times a job may be retaken from a dead worker before it fails (BullMQ's maxStalledCount). @defaultValue 10 */
   workerMaxStalled: number;
   /** Ready rows (all shards) above which workers stop taking jobs. @defaultValue 200 000 */
   backlogHighWatermark: number;
@@ -63,7 +64,7 @@ export interface Config {
   sweepIntervalMs: number;
   /** Deadline of the final flush on SIGTERM. @defaultValue 30 000 */
   shutdownTimeoutMs: number;
-  /** BullMQ job lock: a job of a killed worker is retried after about this long. @defaultValue 30 000 */
+  /** BullMQ job lock: a job of a killed worker is retried after about 1.5 × this; keep that below graceMs. @defaultValue 5 000 */
   workerLockMs: number;
 }
 

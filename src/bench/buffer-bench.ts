@@ -10,12 +10,11 @@
  * - redisBytesPerHeldEvent: INFO used_memory growth per event held, next to
  *   the mean payload size; Redis CPU µs per event from INFO cpu.
  */
-import type { RedisClient } from '../ops/redis.ts';
 import type { BufferSettings } from '../config.ts';
 import { SessionBuffer } from '../buffer/session-buffer.ts';
 import { loadScript } from '../buffer/scripts.ts';
 import type { NormalizedEvent } from '../event/normalize.ts';
-import { deleteByPrefix } from '../ops/redis.ts';
+import { deleteByPrefix, type RedisClient } from '../ops/redis.ts';
 
 export interface BufferBenchResult {
   events: number;
@@ -122,27 +121,37 @@ const PROBE_CALLS = 1_000;
 
 /** Runs fn while Redis logs every command's execution time; returns the EVALSHA/EVAL times in ms (null without CONFIG rights). */
 async function serverTimes(redis: RedisClient, fn: () => Promise<void>): Promise<number[] | null> {
-  let previous: string[] | null = null;
+  // the settings to put back, also when fn throws: this may be a server the bench did not start
+  const previous: [string, string][] = [];
+  const restore = async (): Promise<void> => {
+    for (const [name, value] of previous) await redis.config('SET', name, value);
+  };
+  let logging = true;
   try {
-    previous = [
-      ...((await redis.config('GET', 'slowlog-log-slower-than')) as string[]),
-      ...((await redis.config('GET', 'slowlog-max-len')) as string[]),
-    ];
+    for (const name of ['slowlog-log-slower-than', 'slowlog-max-len']) {
+      const [, value] = (await redis.config('GET', name)) as [string, string];
+      previous.push([name, value]);
+    }
     await redis.config('SET', 'slowlog-log-slower-than', '0');
     await redis.config('SET', 'slowlog-max-len', String(PROBE_CALLS * 2));
     await redis.slowlog('RESET');
   } catch {
-    previous = null;
+    // CONFIG is not allowed here: time the calls on the client only
+    logging = false;
+    await restore().catch(() => {});
   }
-  await fn();
-  if (!previous) return null;
-  const entries = (await redis.slowlog('GET', PROBE_CALLS * 2)) as [number, number, number, string[]][];
-  await redis.config('SET', 'slowlog-log-slower-than', previous[1] as string);
-  await redis.config('SET', 'slowlog-max-len', previous[3] as string);
-  return entries.filter((e) => /^eval/i.test(e[3][0] ?? '')).map((e) => e[2] / 1000);
+  try {
+    await fn();
+    if (!logging) return null;
+    const entries = (await redis.slowlog('GET', PROBE_CALLS * 2)) as [number, number, number, string[]][];
+    return entries.filter((e) => /^eval/i.test(e[3][0] ?? '')).map((e) => e[2] / 1000);
+  } finally {
+    if (logging) await restore();
+  }
 }
 
-const quantile = (sorted: readonly number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+/** The q-quantile of ascending values (nearest rank). */
+export const quantile = (sorted: readonly number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 
 /**
  * Script latency and memory as the number of held sessions grows: the buffer

@@ -7,13 +7,12 @@
  *   from the shards' ready lists (claim → insert with token → ack).
  */
 import { Readable } from 'node:stream';
-import type { RedisClient } from '../ops/redis.ts';
 import { ulid } from 'ulid';
 import { SessionBuffer } from '../buffer/session-buffer.ts';
 import { queryRows, type ClickHouse } from '../clickhouse/client.ts';
 import type { Config } from '../config.ts';
 import { Flusher, flusherOptions } from '../flush/flusher.ts';
-import { deleteByPrefix } from '../ops/redis.ts';
+import { deleteByPrefix, type RedisClient } from '../ops/redis.ts';
 
 export interface FlushBenchResult {
   flushRows: number;

@@ -11,21 +11,23 @@
  * as `replay --drain` does (the inactivity timeout would otherwise hold the
  * last page views for 30 minutes); that drain is inside the measured time.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, Worker } from 'bullmq';
-import type { RedisClient } from '../ops/redis.ts';
 import { ulid } from 'ulid';
-import { settlingEvents, type SessionEvent } from '../buffer/durations.ts';
+import { settlingEvents } from '../buffer/durations.ts';
 import { SessionBuffer } from '../buffer/session-buffer.ts';
 import { queryRows, type ClickHouse } from '../clickhouse/client.ts';
 import type { Config } from '../config.ts';
 import { Flusher, flusherOptions } from '../flush/flusher.ts';
-import type { GeneratedEvent } from '../generate/model.ts';
+import { eventsBySession, type GeneratedEvent } from '../generate/model.ts';
 import { createLogger } from '../ops/log.ts';
 import { Metrics } from '../ops/metrics.ts';
-import { deleteByPrefix } from '../ops/redis.ts';
+import { deleteByPrefix, type RedisClient } from '../ops/redis.ts';
 import { JOB_BATCH, JOB_EVENT } from '../queue/jobs.ts';
+import { waitUntilDrained } from '../queue/drain.ts';
 import { Producer } from '../queue/producer.ts';
 import { WorkerService } from '../queue/worker-service.ts';
+import { quantile } from './buffer-bench.ts';
 
 export interface WorkerBenchResult {
   bullmqNoopJobsPerSec: number;
@@ -34,7 +36,6 @@ export interface WorkerBenchResult {
   singleVsNoop: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function fill(queue: Queue, events: readonly GeneratedEvent[], perJob: number): Promise<void> {
   const jobs =
@@ -44,13 +45,8 @@ async function fill(queue: Queue, events: readonly GeneratedEvent[], perJob: num
   for (let i = 0; i < jobs.length; i += 1_000) await queue.addBulk(jobs.slice(i, i + 1_000));
 }
 
-async function drained(queue: Queue): Promise<void> {
-  for (;;) {
-    const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
-    if (Object.values(counts).every((n) => n === 0)) return;
-    await sleep(20);
-  }
-}
+/** Jobs are drained well within this; a stuck run fails instead of hanging. */
+const drained = (queue: Queue): Promise<void> => waitUntilDrained(queue, 600_000);
 
 export async function benchWorker(
   redis: RedisClient,
@@ -134,22 +130,15 @@ export async function benchEndToEnd(
   const config: Config = { ...base, queueName: name, keyPrefix: name };
   await ch.client.command({ query: `TRUNCATE TABLE ${ch.database}.events` });
 
+  // which event settles each row (an event without a session settles its own)
   const settler = new Map<string, string | null>();
-  const bySession = new Map<string, SessionEvent[]>();
-  for (const e of events) {
-    if (!e.sessionId) {
-      settler.set(e.id, e.id);
-      continue;
-    }
-    const key = `${e.projectId}\u0000${e.sessionId}`;
-    const list = bySession.get(key) ?? [];
-    list.push({ id: e.id, createdAtMs: Date.parse(e.createdAt), kind: e.name === 'screen_view' ? 'v' : e.name === 'session_end' ? 'e' : 'o' });
-    bySession.set(key, list);
-  }
-  for (const list of bySession.values()) for (const [id, by] of settlingEvents(list, config.sessionTimeoutMs)) settler.set(id, by);
+  const { sessions, sessionless } = eventsBySession(events);
+  for (const id of sessionless) settler.set(id, id);
+  for (const list of sessions) for (const [id, by] of settlingEvents(list, config.sessionTimeoutMs)) settler.set(id, by);
 
   const arrived = new Map<string, number>();
   const visible = new Map<string, number>();
+  let visibleSettled = 0;
   const buffer = new SessionBuffer(redis, config);
   const ingest = buffer.ingest.bind(buffer);
   buffer.ingest = async (batch, nowMs) => {
@@ -164,7 +153,12 @@ export async function benchEndToEnd(
     onInserted: (table, rows) => {
       if (table !== eventsTable) return;
       const at = performance.now();
-      for (const row of rows) visible.set((JSON.parse(row) as { id: string }).id, at);
+      for (const row of rows) {
+        const { id } = JSON.parse(row) as { id: string };
+        if (visible.has(id)) continue;
+        visible.set(id, at);
+        if (settler.get(id) !== null) visibleSettled += 1;
+      }
     },
   });
   const service = new WorkerService({ config, role: 'all', buffer, flusher, metrics: new Metrics(), log: createLogger('silent'), redis: { url: base.redisUrl, cluster: base.redisCluster } });
@@ -176,17 +170,18 @@ export async function benchEndToEnd(
   const seconds = (performance.now() - started) / 1000;
 
   const settledIds = [...settler].filter(([, by]) => by !== null).map(([id]) => id);
-  const waitFor = async (ids: readonly string[], timeoutMs: number, what: string): Promise<void> => {
+  // counted as the inserts are confirmed: no scan of every id while the worker runs
+  const waitFor = async (seen: () => number, want: number, timeoutMs: number, what: string): Promise<void> => {
     const deadline = performance.now() + timeoutMs;
-    while (ids.some((id) => !visible.has(id))) {
-      if (performance.now() > deadline) throw new Error(`bench endToEnd: ${ids.filter((id) => !visible.has(id)).length} ${what} rows not visible after ${timeoutMs} ms`);
+    while (seen() < want) {
+      if (performance.now() > deadline) throw new Error(`bench endToEnd: ${want - seen()} ${what} rows not visible after ${timeoutMs} ms`);
       await sleep(50);
     }
   };
   onStep('endToEnd (waiting for settled rows)');
-  await waitFor(settledIds, config.graceMs + config.flushIntervalMs + 60_000, 'settled');
+  await waitFor(() => visibleSettled, settledIds.length, config.graceMs + config.flushIntervalMs + 60_000, 'settled');
   await buffer.sweep(Date.now() + config.sessionTimeoutMs + config.graceMs + 1);
-  await waitFor([...settler.keys()], 60_000, 'finalised');
+  await waitFor(() => visible.size, settler.size, 60_000, 'finalised');
   await service.stop(600_000);
   await producer.close();
   const [row] = await queryRows<{ n: string | number }>(ch, `SELECT count() AS n FROM ${eventsTable}`);
@@ -201,7 +196,7 @@ export async function benchEndToEnd(
       return (visible.get(id) as number) - settle;
     })
     .sort((a, b) => a - b);
-  const q = (p: number): number => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0);
+  const q = (p: number): number => Math.round(quantile(latencies, p));
   return {
     eventsPerSec: Math.round(events.length / seconds),
     p50Ms: q(0.5),

@@ -3,13 +3,12 @@
  * the worker entry point) where clients are created.
  */
 import os from 'node:os';
-import type { RedisClient } from '../ops/redis.ts';
 import { SessionBuffer } from '../buffer/session-buffer.ts';
 import { openClickHouse, type ClickHouse } from '../clickhouse/client.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import type { Config } from '../config.ts';
 import { Flusher, flusherOptions } from '../flush/flusher.ts';
-import { connectRedis, redisTarget } from '../ops/redis.ts';
+import { connectRedis, redisTarget, type RedisClient } from '../ops/redis.ts';
 
 export interface Pipeline {
   redis: RedisClient;

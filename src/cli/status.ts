@@ -1,10 +1,8 @@
 import { Queue } from 'bullmq';
 import type { Command } from 'commander';
-import type { RedisClient } from '../ops/redis.ts';
-import { Cluster } from 'ioredis';
 import { SessionBuffer } from '../buffer/session-buffer.ts';
 import { loadConfig } from '../config.ts';
-import { bullConnection, connectRedis, redisTarget } from '../ops/redis.ts';
+import { bullConnection, connectRedis, redisTarget, releaseBullConnection, type RedisClient } from '../ops/redis.ts';
 import { out, table } from './output.ts';
 
 export function registerStatus(program: Command): void {
@@ -30,7 +28,7 @@ export function registerStatus(program: Command): void {
           buffer.stats(),
           queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed').finally(async () => {
             await queue.close();
-            if (connection instanceof Cluster) connection.disconnect();
+            releaseBullConnection(connection);
           }),
           readLeases(redis, buffer),
         ]);

@@ -60,7 +60,8 @@ export function formatDateTime(ms: number): string {
   return new Date(ms).toISOString().slice(0, 23).replace('T', ' ');
 }
 
-function kindOf(name: string): EventKind {
+/** The buffer's kind of an event name: screen_view 'v', session_end 'e', anything else 'o'. */
+export function kindOf(name: string): EventKind {
   if (name === 'screen_view') return 'v';
   if (name === 'session_end') return 'e';
   return 'o';

@@ -27,7 +27,6 @@
  * same call that acknowledges the rest. A poison row never blocks its shard.
  */
 import { Readable } from 'node:stream';
-import type { RedisClient } from '../ops/redis.ts';
 import { ulid } from 'ulid';
 import type { ClickHouse } from '../clickhouse/client.ts';
 import { backoffMs, ClickHouseWriteError, isRetryable } from '../errors.ts';
@@ -37,6 +36,7 @@ import { expectArray, scripts, ScriptCode } from '../buffer/scripts.ts';
 import type { Faults } from '../ops/faults.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { Config } from '../config.ts';
+import type { RedisClient } from '../ops/redis.ts';
 
 export interface FlusherOptions {
   /** Unique id of this flusher (lease owner). */

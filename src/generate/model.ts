@@ -12,6 +12,8 @@
  * `lateFraction` of events arrives much later (O2).
  */
 import { ulid } from 'ulid';
+import type { SessionEvent } from '../buffer/durations.ts';
+import { kindOf } from '../event/normalize.ts';
 
 export interface GenerateOptions {
   sessions: number;
@@ -229,4 +231,24 @@ export function generateEvents(options: GenerateOptions): GeneratedEvent[] {
   }
   out.sort((a, b) => a.arrival - b.arrival);
   return out.map((x) => x.event);
+}
+
+/**
+ * A stream's events as the reference model takes them: each session's events
+ * (keyed by project and session id), and the ids of events without a session.
+ */
+export function eventsBySession(events: readonly GeneratedEvent[]): { sessions: SessionEvent[][]; sessionless: string[] } {
+  const bySession = new Map<string, SessionEvent[]>();
+  const sessionless: string[] = [];
+  for (const e of events) {
+    if (!e.sessionId) {
+      sessionless.push(e.id);
+      continue;
+    }
+    const key = `${e.projectId}\u0000${e.sessionId}`;
+    let list = bySession.get(key);
+    if (!list) bySession.set(key, (list = []));
+    list.push({ id: e.id, createdAtMs: Date.parse(e.createdAt), kind: kindOf(e.name) });
+  }
+  return { sessions: [...bySession.values()], sessionless };
 }

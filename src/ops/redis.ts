@@ -65,6 +65,11 @@ export function bullConnection(where: RedisTarget | string, role: 'worker' | 'pr
   return createRedis(t, { ...retries, enableAutoPipelining: false, lazyConnect: false }) as Cluster;
 }
 
+/** Closes what `bullConnection` made once BullMQ is done with it: BullMQ never closes a client it was given. */
+export function releaseBullConnection(connection: ReturnType<typeof bullConnection>): void {
+  if (connection instanceof Cluster) connection.disconnect();
+}
+
 /** Connects and checks the server answers; throws a clear error otherwise. */
 export async function connectRedis(where: RedisTarget | string, timeoutMs = 5_000): Promise<RedisClient> {
   const t = target(where);
@@ -115,8 +120,10 @@ export async function deleteByPrefix(redis: RedisClient, prefix: string): Promis
     do {
       const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 2_000);
       cursor = next;
-      // one UNLINK per key: on a cluster, keys of one page may live in different slots
-      await Promise.all(keys.map((k) => node.unlink(k)));
+      if (keys.length === 0) continue;
+      // on a cluster one page's keys live in different slots: one UNLINK each (auto-pipelined)
+      if (redis instanceof Cluster) await Promise.all(keys.map((k) => node.unlink(k)));
+      else await node.unlink(...keys);
     } while (cursor !== '0');
   }
 }

@@ -10,9 +10,8 @@
  * failures are retried with exponential backoff.
  */
 import { Queue, type JobsOptions } from 'bullmq';
-import { Cluster } from 'ioredis';
 import { ulid } from 'ulid';
-import { bullConnection } from '../ops/redis.ts';
+import { bullConnection, releaseBullConnection } from '../ops/redis.ts';
 import { JOB_BATCH, JOB_EVENT, MAX_BATCH_EVENTS, type BatchJobData, type EventJobData } from './jobs.ts';
 
 export interface ProducerOptions {
@@ -22,7 +21,7 @@ export interface ProducerOptions {
   cluster?: boolean;
   /** @defaultValue `events` */
   queueName?: string;
-  /** BullMQ key prefix; use a hash tag such as `{el}` on Redis Cluster. @defaultValue `bull` */
+  /** BullMQ key prefix; on Redis Cluster it needs a hash tag such as `{el}`. @defaultValue `bull`, or `{bull}` with `cluster` */
   prefix?: string;
   /** Failed jobs kept for inspection. @defaultValue 10 000 */
   keepFailed?: number;
@@ -89,7 +88,6 @@ export class Producer {
 
   async close(): Promise<void> {
     await this.queue.close();
-    // BullMQ does not close a client it was given (a cluster's)
-    if (this.connection instanceof Cluster) this.connection.disconnect();
+    releaseBullConnection(this.connection);
   }
 }

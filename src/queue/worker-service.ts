@@ -21,8 +21,8 @@
  * leases. Held sessions are never finalised early: they stay in Redis for the
  * other replicas or the next start.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { Cluster } from 'ioredis';
 import type { IngestResult, SessionBuffer } from '../buffer/session-buffer.ts';
 import type { Config } from '../config.ts';
 import { isOutOfMemory, isTransientRedisError, ValidationError } from '../errors.ts';
@@ -30,7 +30,7 @@ import { normalizeEvent, type NormalizedEvent } from '../event/normalize.ts';
 import type { Flusher } from '../flush/flusher.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
-import { bullConnection, type RedisTarget } from '../ops/redis.ts';
+import { bullConnection, releaseBullConnection, type RedisTarget } from '../ops/redis.ts';
 import { JOB_BATCH, JOB_EVENT, type JobResult } from './jobs.ts';
 
 export type Role = 'all' | 'ingest' | 'flush';
@@ -52,15 +52,12 @@ export interface WorkerServiceDeps {
   flusher?: Flusher;
   metrics: Metrics;
   log: Logger;
-  /** BullMQ connection URL (the worker opens its own blocking connections). */
   /** Where BullMQ connects (the same Redis or cluster as the buffer). */
   redis: RedisTarget;
 }
 
 /** How long a job is held in place through Redis connection trouble before it fails to BullMQ's retry. */
 const TRANSIENT_HOLD_MS = 60_000;
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A job's id for an event that came without one: stable across retries of the job. */
 function fallbackId(job: Job, index: number): () => string {
@@ -266,7 +263,7 @@ export class WorkerService {
     const deadline = Date.now() + deadlineMs;
     this.transition('stopping');
     await this.bull?.close();
-    if (this.connection instanceof Cluster) this.connection.disconnect();
+    if (this.connection) releaseBullConnection(this.connection);
     await Promise.all(this.loops);
     let flushedRows = 0;
     let timedOut = false;

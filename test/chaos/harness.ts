@@ -13,16 +13,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
-import type { RedisClient } from '../../src/ops/redis.ts';
-import { computeSessionRows, type RowFigures, type SessionEvent } from '../../src/buffer/durations.ts';
+import { computeSessionRows, type RowFigures } from '../../src/buffer/durations.ts';
 import { SessionBuffer } from '../../src/buffer/session-buffer.ts';
 import { openClickHouse, queryRows, type ClickHouse } from '../../src/clickhouse/client.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
-import { generateEvents, type GeneratedEvent } from '../../src/generate/model.ts';
+import { pendingJobs } from '../../src/queue/drain.ts';
+import { eventsBySession, generateEvents, type GeneratedEvent } from '../../src/generate/model.ts';
+import type { RedisClient } from '../../src/ops/redis.ts';
+
+export { sleep };
 
 export const BIN = path.resolve(import.meta.dirname, '../../bin/event-lens.js');
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface ScenarioResult {
   name: string;
@@ -101,10 +104,13 @@ export class Stack {
     child.once('exit', (code, signal) => {
       if (!this.expected.has(child)) this.unexpectedExits.push(`${name} (${role}) exited: code ${String(code)} signal ${String(signal)}`);
     });
+    // a restarted process keeps its predecessors' lines: the log checks look at every line
     const previous = this.procs.get(name);
+    if (previous) {
+      proc.log = previous.log.concat(proc.log);
+      proc.stderr = previous.stderr.concat(proc.stderr);
+    }
     this.procs.set(name, proc);
-    // keep the old process's log lines (the log checks look at every line)
-    if (previous) proc.log.unshift(...previous.log), proc.stderr.unshift(...previous.stderr);
     return proc;
   }
 
@@ -190,38 +196,16 @@ export function stream(events: number, seed: number): GeneratedEvent[] {
 
 /** The rows the reference model gives the stream, by event id. */
 export function expectedRows(events: readonly GeneratedEvent[], timeoutMs: number): Map<string, RowFigures> {
-  const bySession = new Map<string, SessionEvent[]>();
-  for (const e of events) {
-    const key = e.sessionId ? `${e.projectId}\u0000${e.sessionId}` : '';
-    const list = bySession.get(key) ?? [];
-    list.push({ id: e.id, createdAtMs: Date.parse(e.createdAt), kind: e.name === 'screen_view' ? 'v' : e.name === 'session_end' ? 'e' : 'o' });
-    bySession.set(key, list);
-  }
+  const { sessions, sessionless } = eventsBySession(events);
   const expected = new Map<string, RowFigures>();
-  for (const [key, list] of bySession) {
-    if (key === '') for (const e of list) expected.set(e.id, { duration: null, screenViews: 0 });
-    else for (const [id, f] of computeSessionRows(list, timeoutMs)) expected.set(id, f);
-  }
+  for (const id of sessionless) expected.set(id, { duration: null, screenViews: 0 });
+  for (const list of sessions) for (const [id, f] of computeSessionRows(list, timeoutMs)) expected.set(id, f);
   return expected;
 }
 
 export async function queueCounts(queue: Queue): Promise<{ pending: number; failed: number }> {
-  const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'failed');
-  return { pending: (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0) + (c['waiting-children'] ?? 0), failed: c.failed ?? 0 };
-}
-
-/** Waits until the queue has nothing pending (failed jobs do not count as pending). */
-export async function queueDrained(queue: Queue, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if ((await queueCounts(queue)).pending === 0) return;
-    } catch {
-      // Redis may be restarting; try again
-    }
-    if (Date.now() > deadline) throw new Error(`queue not drained within ${timeoutMs} ms: ${JSON.stringify(await queueCounts(queue).catch(() => ({})))}`);
-    await sleep(250);
-  }
+  const [pending, failed] = await Promise.all([pendingJobs(queue), queue.getFailedCount()]);
+  return { pending, failed };
 }
 
 /**

@@ -12,7 +12,7 @@ const spec = (s: Parameters<typeof runScenario>[0]): Scenario => ({ name: s.name
 
 export const SCENARIOS: Scenario[] = [
   spec(replicaCrashes),
-  spec(flusherCrash),
+  spec(flusherCrash()),
   spec(clickhouseOutage()),
   spec(redisRestart),
   spec(redisCluster),

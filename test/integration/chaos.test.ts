@@ -11,7 +11,7 @@ const EVENTS = 10_000;
 
 describe.sequential('chaos (reduced set; the full suite is npm run test:chaos)', () => {
   const cases: [ScenarioSpec, number][] = [
-    [flusherCrash, 1],
+    [flusherCrash(), 1],
     [redisRestart, 2],
     [redisCluster, 3],
     [badInput(2_000), 4],
