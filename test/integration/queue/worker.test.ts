@@ -3,7 +3,7 @@
  * ClickHouse: several workers on one queue, invalid input, retries,
  * backpressure, the eviction check and graceful shutdown.
  */
-import { Queue } from 'bullmq';
+import { Queue, type Job } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { computeSessionRows, type SessionEvent } from '../../../src/buffer/durations.ts';
 import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
@@ -14,6 +14,8 @@ import { generateEvents, prng } from '../../../src/generate/model.ts';
 import { createLogger } from '../../../src/ops/log.ts';
 import { Metrics } from '../../../src/ops/metrics.ts';
 import { checkRedisSafety } from '../../../src/ops/redis-safety.ts';
+import { waitUntilDrained } from '../../../src/queue/drain.ts';
+import { JOB_BATCH } from '../../../src/queue/jobs.ts';
 import { Producer } from '../../../src/queue/producer.ts';
 import { WorkerService, type Role } from '../../../src/queue/worker-service.ts';
 import { testRedis, useServices } from '../../helpers/services.ts';
@@ -67,15 +69,7 @@ function setup(overrides: Partial<Config> = {}) {
     running.push(service);
     return service;
   };
-  const idle = async (timeoutMs = 30_000): Promise<void> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
-      if (Object.values(c).every((n) => n === 0)) return;
-      if (Date.now() > deadline) throw new Error(`queue still busy: ${JSON.stringify(c)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
+  const idle = (timeoutMs = 30_000): Promise<void> => waitUntilDrained(queue, timeoutMs, 50);
   return { config, buffer, producer, queue, worker, idle };
 }
 
@@ -175,6 +169,29 @@ describe('WorkerService', () => {
     await expect.poll(() => ingest.state, { timeout: 10_000 }).toBe('running');
     await idle();
     expect((await buffer.stats()).accepted).toBe(50);
+  });
+
+  it('holds a job while Redis answers OOM, takes no new jobs meanwhile, and ingests it once Redis has room', async () => {
+    const { worker, buffer } = setup();
+    const ingest = await worker('ingest');
+    const events = Array.from({ length: 5 }, (_, i) => ({ id: `oom${i}`, projectId: 'p', sessionId: 's-oom', name: 'screen_view', createdAt: `2026-10-01T10:00:0${i}Z` }));
+    const job = { id: 'oom-job', name: JOB_BATCH, data: { events }, timestamp: Date.now() } as unknown as Job;
+    const original = ((await services.redis.config('GET', 'maxmemory')) as string[])[1] ?? '0';
+    await services.redis.config('SET', 'maxmemory', '1');
+    let done = false;
+    try {
+      const processing = ingest.process(job).finally(() => (done = true));
+      // the job is held (not failed), and the worker stops taking jobs
+      await expect.poll(() => ingest.state, { timeout: 5_000 }).toBe('paused');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(done).toBe(false);
+      await services.redis.config('SET', 'maxmemory', original);
+      expect(await processing).toMatchObject({ accepted: 5, duplicates: 0 });
+    } finally {
+      await services.redis.config('SET', 'maxmemory', original);
+    }
+    expect((await buffer.stats()).accepted).toBe(5);
+    await expect.poll(() => ingest.state, { timeout: 5_000 }).toBe('running');
   });
 
   it('shuts down without half-done work: active jobs finish, ready rows are flushed, leases released, held sessions kept', async () => {
