@@ -10,7 +10,7 @@
 
   KEYS[1]  ready  LIST    finished rows awaiting insert
   KEYS[2]  batch  LIST    rows of the shard's current batch
-  KEYS[3]  meta   HASH    id (batch id), rows, bytes of the current batch
+  KEYS[3]  meta   HASH    id (batch id), rows, bytes of the current batch (and group fields, see flushGroup)
   KEYS[4]  lease  STRING  owner of the shard's flush lease
 
   ARGV[1]  owner     flusher id
@@ -22,6 +22,8 @@
   Returns: { 0 }                          nothing to insert (lease still taken)
            { 1, id, row1, row2, ... }     an unacknowledged batch, returned again
            { 2, id, row1, row2, ... }     a new batch
+           { 3, id, group, members, row1, ... }  an unacknowledged batch of a group
+                                          insert (see flushGroup-2.lua)
            -3 LEASE_HELD  another owner holds the lease
 ]]
 local ready, batch, meta, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -32,11 +34,14 @@ local holder = redis.call('GET', lease)
 if holder and holder ~= owner then return -3 end
 redis.call('SET', lease, owner, 'PX', leaseMs)
 
-local id = redis.call('HGET', meta, 'id')
+local current = redis.call('HMGET', meta, 'id', 'group', 'members')
+local id = current[1]
 if id then
   local out = { 1, id }
+  if current[2] then out = { 3, id, current[2], current[3] } end
   local rows = redis.call('LRANGE', batch, 0, -1)
-  for i = 1, #rows do out[i + 2] = rows[i] end
+  local n = #out
+  for i = 1, #rows do out[n + i] = rows[i] end
   return out
 end
 

@@ -83,6 +83,7 @@ export const scripts = {
   sweep: loadScript('sweep-4.lua'),
   claimBatch: loadScript('claimBatch-4.lua'),
   ackBatch: loadScript('ackBatch-4.lua'),
+  flushGroup: loadScript('flushGroup-2.lua'),
   releaseLease: loadScript('releaseLease-1.lua'),
 } as const;
 

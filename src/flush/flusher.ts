@@ -12,6 +12,16 @@
  *   the same batch twice stores it once (the table keeps a dedup window).
  * - ackBatch deletes the batch only after ClickHouse confirmed the insert.
  *
+ * Group inserts: the new batches of one round, across all shards this
+ * flusher leases, go to ClickHouse as one insert (up to flushMaxRows rows),
+ * because every insert costs chDB ~35 ms of CPU whatever its size (events
+ * and its views). The group is fixed in Redis before the insert, exactly as a
+ * batch is: each member batch records the group's token, and the leader's
+ * record is the commit point, so a crashed group is found again, with the
+ * same rows and the same token, from any of its members
+ * (lua/flushGroup-2.lua has the protocol). A batch claimed before (it may
+ * have been inserted on its own) is never put into a group.
+ *
  * Crash between insert and ack: the batch stays in Redis with its id; the next
  * claim (this process after restart, or another once the lease expires)
  * re-inserts it with the same token and ClickHouse drops the copy. Crash
@@ -91,8 +101,37 @@ interface FlushStream {
   keys(sk: ShardKeys): { ready: string; batch: string; meta: string; dead: string };
 }
 
+/** A shard's batch in one stream: rows fixed under an id until acknowledged. */
+interface Batch {
+  shard: number;
+  id: string;
+  rows: string[];
+}
+
+/** A batch named in a group's member list. */
+interface Member {
+  shard: number;
+  id: string;
+}
+
+/** A batch's group, as its meta records it (see lua/flushGroup-2.lua). */
+interface GroupRef {
+  token: string;
+  /** Leader first. */
+  members: Member[];
+}
+
 /** Outcome of one claim: nothing to do, another owner's shard, or a batch to insert. */
-type Claim = { kind: 'empty' } | { kind: 'held' } | { kind: 'batch'; id: string; rows: string[]; again: boolean };
+type Claim = { kind: 'empty' } | { kind: 'held' } | ({ kind: 'batch'; again: boolean; group?: GroupRef } & Batch);
+
+const memberList = (members: readonly Member[]): string => members.map((m) => `${m.shard}:${m.id}`).join(',');
+
+function parseMembers(list: string): Member[] {
+  return list.split(',').map((entry) => {
+    const colon = entry.indexOf(':');
+    return { shard: Number(entry.slice(0, colon)), id: entry.slice(colon + 1) };
+  });
+}
 
 const CH_RETRYABLE_TYPES = new Set([
   'TIMEOUT_EXCEEDED',
@@ -144,9 +183,37 @@ export class Flusher {
       [o.owner, o.leaseMs, ulid(), o.flushMaxRows, o.flushMaxBytes],
     );
     if (reply === ScriptCode.LEASE_HELD) return { kind: 'held' };
-    const [status, id, ...rows] = expectArray(scripts.claimBatch, reply) as [number, string, ...string[]];
+    const [status, id, ...rest] = expectArray(scripts.claimBatch, reply) as [number, string, ...string[]];
     if (status === 0) return { kind: 'empty' };
-    return { kind: 'batch', id, rows, again: status === 1 };
+    if (status === 3) {
+      const [token, list, ...rows] = rest as [string, string, ...string[]];
+      return { kind: 'batch', shard, id, rows, again: true, group: { token, members: parseMembers(list) } };
+    }
+    return { kind: 'batch', shard, id, rows: rest, again: status === 1 };
+  }
+
+  /** One step of a group insert on one member's shard (lua/flushGroup-2.lua). */
+  private async groupStep(stream: FlushStream, member: Member, mode: 'join' | 'commit' | 'resolve' | 'leave' | 'split', token: string, list = ''): Promise<unknown[]> {
+    const sk = this.buffer.shardKeys(member.shard);
+    const reply = await scripts.flushGroup.run(this.redis, [stream.keys(sk).meta, sk.lease], [mode, member.id, token, this.options.owner, list]);
+    return expectArray(scripts.flushGroup, reply);
+  }
+
+  /** Asks the leader whether the group was committed: its final member list, or null (the group is then aborted for good). */
+  private async resolve(stream: FlushStream, token: string, leader: Member): Promise<Member[] | null> {
+    const [committed, list] = await this.groupStep(stream, leader, 'resolve', token);
+    return committed === 1 ? parseMembers(list as string) : null;
+  }
+
+  /** A member's batch as it is now: null when it was acknowledged (or replaced by a later batch) or left the group. */
+  private async readMember(stream: FlushStream, member: Member, token: string): Promise<Batch | null> {
+    const k = stream.keys(this.buffer.shardKeys(member.shard));
+    const replies = (await this.redis.multi().hmget(k.meta, 'id', 'group').lrange(k.batch, 0, -1).exec()) ?? [];
+    const failed = replies.find(([err]) => err);
+    if (failed) throw failed[0] as Error;
+    const [id, group] = (replies[0]?.[1] ?? []) as (string | null)[];
+    if (id !== member.id || group !== token) return null;
+    return { ...member, rows: (replies[1]?.[1] ?? []) as string[] };
   }
 
   /** Inserts one batch of event rows (or of `table`'s rows) with its dedup token. */
@@ -200,64 +267,193 @@ export class Flusher {
 
   /** One claim → insert → ack round on each stream of a shard: event rows and sessions rows inserted (0 when idle or leased elsewhere). */
   async flushShard(shard: number): Promise<{ rows: number; sessions: number }> {
-    const [events, sessions] = this.streams;
-    const rows = events ? await this.flushStream(shard, events) : 0;
-    const sessionRows = sessions ? await this.flushStream(shard, sessions) : 0;
+    const [events, sessions] = this.streams as [FlushStream, FlushStream];
+    const rows = (await this.round(events, [shard])).rows;
+    const sessionRows = (await this.round(sessions, [shard])).rows;
     this.lastFlushAt.set(shard, Date.now());
     return { rows, sessions: sessionRows };
   }
 
-  private async flushStream(shard: number, stream: FlushStream): Promise<number> {
-    const claim = await this.claim(shard, stream);
-    this.options.metrics?.leaseOwned.set({ shard: String(shard) }, claim.kind === 'held' ? 0 : 1);
-    if (claim.kind !== 'batch') return 0;
-    const dead = await this.insertOrIsolate(stream.table, claim.id, claim.rows);
+  /**
+   * One round on a stream: claims a batch on each shard, finishes the groups
+   * found unfinished, inserts batches left from earlier rounds on their own,
+   * and packs the new batches into groups of up to flushMaxRows rows /
+   * flushMaxBytes bytes: one insert for many shards.
+   */
+  private async round(stream: FlushStream, shards: readonly number[]): Promise<{ rows: number; batches: number; claimed: number[] }> {
+    const claims = await Promise.all(shards.map((shard) => this.claim(shard, stream)));
+    shards.forEach((shard, i) => this.options.metrics?.leaseOwned.set({ shard: String(shard) }, claims[i]?.kind === 'held' ? 0 : 1));
+    const batches = claims.filter((c): c is Extract<Claim, { kind: 'batch' }> => c.kind === 'batch');
+    // only batches fixed by this very claim may join a group: a batch claimed
+    // before may have been inserted on its own, under its own id as the token
+    const fresh: Batch[] = [];
+    const alone: Batch[] = [];
+    const unfinished = new Map<string, Member[]>();
+    for (const b of batches) {
+      if (!b.group) {
+        (b.again ? alone : fresh).push({ shard: b.shard, id: b.id, rows: b.rows });
+        continue;
+      }
+      const { token, members } = b.group;
+      const leader = members[0] as Member;
+      // a leader carries its group only once the group is committed
+      const committed = leader.shard === b.shard && leader.id === b.id ? members : (unfinished.get(token) ?? (await this.resolve(stream, token, leader)));
+      if (committed) {
+        unfinished.set(token, committed);
+      } else {
+        await this.groupStep(stream, b, 'leave', token);
+        alone.push({ shard: b.shard, id: b.id, rows: b.rows });
+      }
+    }
+    let rows = 0;
+    for (const [token, members] of unfinished) rows += await this.finishGroup(stream, token, members);
+    for (const b of alone) rows += await this.flushPlain(stream, b);
+    for (const pack of this.pack(fresh)) rows += pack.length === 1 ? await this.flushPlain(stream, pack[0] as Batch) : await this.startGroup(stream, pack);
+    return { rows, batches: batches.length, claimed: batches.map((b) => b.shard) };
+  }
+
+  /** Packs batches, in order, into groups within flushMaxRows rows and flushMaxBytes bytes (a batch alone may be larger). */
+  private pack(batches: readonly Batch[]): Batch[][] {
+    const packs: Batch[][] = [];
+    let current: Batch[] = [];
+    let rows = 0;
+    let bytes = 0;
+    for (const b of batches) {
+      const size = b.rows.reduce((n, row) => n + Buffer.byteLength(row), 0);
+      if (current.length > 0 && (rows + b.rows.length > this.options.flushMaxRows || bytes + size > this.options.flushMaxBytes)) {
+        packs.push(current);
+        current = [];
+        rows = 0;
+        bytes = 0;
+      }
+      current.push(b);
+      rows += b.rows.length;
+      bytes += size;
+    }
+    if (current.length > 0) packs.push(current);
+    return packs;
+  }
+
+  /** A batch on its own: inserted with its id as the token (bad rows isolated), then acknowledged. */
+  private async flushPlain(stream: FlushStream, batch: Batch): Promise<number> {
+    const dead = await this.insertOrIsolate(stream.table, batch.id, batch.rows);
     this.options.faults?.afterInsert();
-    const sk = this.buffer.shardKeys(shard);
+    return this.ack(stream, batch, dead);
+  }
+
+  /** Acknowledges a batch (its dead letters moved in the same call): rows inserted, 0 when it was acknowledged already. */
+  private async ack(stream: FlushStream, batch: Batch, dead: readonly DeadLetter[] = []): Promise<number> {
+    const sk = this.buffer.shardKeys(batch.shard);
     const k = stream.keys(sk);
-    const acked = await scripts.ackBatch.run(this.redis, [k.batch, k.meta, sk.stats, k.dead], [claim.id, ...dead.map((d) => JSON.stringify(d))]);
+    const acked = await scripts.ackBatch.run(this.redis, [k.batch, k.meta, sk.stats, k.dead], [batch.id, ...dead.map((d) => JSON.stringify(d))]);
     // BATCH_MISMATCH: another flusher acknowledged the same batch (same token) first
     if (acked === ScriptCode.BATCH_MISMATCH) return 0;
-    const inserted = claim.rows.length - dead.length;
+    const inserted = batch.rows.length - dead.length;
     this.options.metrics?.rowsFlushed.inc(inserted);
     this.options.metrics?.deadLetters.inc(dead.length);
     return inserted;
   }
 
+  /** Acknowledges a group's batches, non-leaders first and the leader last (see lua/flushGroup-2.lua). */
+  private async ackGroup(stream: FlushStream, members: readonly Batch[]): Promise<number> {
+    const [leader, ...rest] = members as [Batch, ...Batch[]];
+    const acked = await Promise.all(rest.map((b) => this.ack(stream, b)));
+    return acked.reduce((a, n) => a + n, 0) + (await this.ack(stream, leader));
+  }
+
+  /** Forms a group of several shards' batches under a new token, commits it on the leader and inserts it. */
+  private async startGroup(stream: FlushStream, pack: readonly Batch[]): Promise<number> {
+    const token = `g-${ulid()}`;
+    const [leader, ...rest] = pack as [Batch, ...Batch[]];
+    const intended = memberList(pack);
+    const joined = (await Promise.all(rest.map(async (b) => ((await this.groupStep(stream, b, 'join', token, intended))[0] === 1 ? b : null)))).filter(
+      (b): b is Batch => b !== null,
+    );
+    if (joined.length === 0) return this.flushPlain(stream, leader);
+    const members = [leader, ...joined];
+    if ((await this.groupStep(stream, leader, 'commit', token, memberList(members)))[0] !== 1) {
+      // this flusher lost a lease and a recoverer aborted the group: the batches go as plain ones next round
+      await Promise.all(joined.map((b) => this.groupStep(stream, b, 'leave', token)));
+      return 0;
+    }
+    return this.insertGroup(stream, token, members);
+  }
+
+  /**
+   * A committed group found unfinished (its flusher crashed or failed): when
+   * every member is still there, the same rows go in again under the same
+   * token (ClickHouse keeps one copy); when a member was acknowledged, the
+   * insert was confirmed and the rest are acknowledged, unless the group was
+   * split meanwhile, in which case each remaining batch goes on its own.
+   */
+  private async finishGroup(stream: FlushStream, token: string, refs: readonly Member[]): Promise<number> {
+    const current = await Promise.all(refs.map((m) => this.readMember(stream, m, token)));
+    const present = current.filter((b): b is Batch => b !== null);
+    if (present.length === refs.length) return this.insertGroup(stream, token, present);
+    if (present.length === 0) return 0;
+    if (await this.resolve(stream, token, refs[0] as Member)) return this.ackGroup(stream, present);
+    let rows = 0;
+    for (const b of present) {
+      await this.groupStep(stream, b, 'leave', token);
+      rows += await this.flushPlain(stream, b);
+    }
+    return rows;
+  }
+
+  /** Inserts a committed group and acknowledges it; when ClickHouse rejects its rows, splits it into plain batches. */
+  private async insertGroup(stream: FlushStream, token: string, members: readonly Batch[]): Promise<number> {
+    try {
+      await this.insertWithRetry(
+        stream.table,
+        token,
+        members.flatMap((b) => b.rows),
+      );
+    } catch (err) {
+      if (!(err instanceof ClickHouseWriteError) || err.retryable) throw err;
+      const [leader, ...rest] = members as [Batch, ...Batch[]];
+      await this.groupStep(stream, leader, 'split', token);
+      await Promise.all(rest.map((b) => this.groupStep(stream, b, 'leave', token)));
+      let rows = 0;
+      for (const b of members) rows += await this.flushPlain(stream, b);
+      return rows;
+    }
+    this.options.faults?.afterInsert();
+    return this.ackGroup(stream, members);
+  }
+
   /**
    * Flushes each shard that has a full batch, an unacknowledged batch, or
    * (mode `due`, the worker's) rows waiting flushIntervalMs since its last
-   * flush. Mode `full` inserts full batches only, the fewest and largest
-   * inserts, for offline replays. `force` flushes every shard until its
-   * backlog is empty.
+   * flush, all due shards together in as few inserts as flushMaxRows allows.
+   * Mode `full` inserts full batches only, the fewest and largest inserts,
+   * for offline replays. `force` repeats until every backlog is empty.
+   * `batches` counts the shard batches claimed.
    */
   async tick(force = false, mode: 'due' | 'full' = 'due'): Promise<FlushResult> {
     const backlog = await this.buffer.backlog();
     const now = Date.now();
-    const due = backlog.filter((b) => {
-      if (b.inBatch > 0) return true;
-      if (b.ready === 0) return false;
-      if (force || b.ready >= this.options.flushMaxRows) return true;
-      return mode === 'due' && now - (this.lastFlushAt.get(b.shard) ?? 0) >= this.options.flushIntervalMs;
-    });
-    const results = await Promise.all(
-      due.map(async ({ shard }) => {
-        const total: FlushResult = { rows: 0, sessions: 0, batches: 0 };
-        do {
-          const n = await this.flushShard(shard);
-          if (n.rows + n.sessions === 0) break;
-          total.rows += n.rows;
-          total.sessions += n.sessions;
-          total.batches += 1;
-        } while (force);
-        return total;
-      }),
-    );
-    return results.reduce((a, r) => ({ rows: a.rows + r.rows, sessions: a.sessions + r.sessions, batches: a.batches + r.batches }), {
-      rows: 0,
-      sessions: 0,
-      batches: 0,
-    });
+    const due = backlog
+      .filter((b) => {
+        if (b.inBatch > 0) return true;
+        if (b.ready === 0) return false;
+        if (force || b.ready >= this.options.flushMaxRows) return true;
+        return mode === 'due' && now - (this.lastFlushAt.get(b.shard) ?? 0) >= this.options.flushIntervalMs;
+      })
+      .map((b) => b.shard);
+    const total: FlushResult = { rows: 0, sessions: 0, batches: 0 };
+    for (const [i, stream] of this.streams.entries()) {
+      let shards = due;
+      while (shards.length > 0) {
+        const r = await this.round(stream, shards);
+        if (i === 0) total.rows += r.rows;
+        else total.sessions += r.rows;
+        total.batches += r.batches;
+        if (!force) break;
+        shards = r.claimed;
+      }
+    }
+    for (const shard of due) this.lastFlushAt.set(shard, Date.now());
+    return total;
   }
 
   /** Gives up this flusher's leases (on shutdown), so other flushers take over at once. */

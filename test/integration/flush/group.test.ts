@@ -1,0 +1,158 @@
+/**
+ * Group inserts against real Redis and real ClickHouse: the new batches of
+ * several shards go in as one insert, and every way a group can be cut short
+ * (crash after the insert, after some acknowledgements, before the commit,
+ * ClickHouse rejecting a row) ends with each row stored exactly once.
+ */
+import { beforeEach, describe, expect, it } from 'vitest';
+import { scripts } from '../../../src/buffer/scripts.ts';
+import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
+import { queryRows } from '../../../src/clickhouse/client.ts';
+import { Flusher, type FlusherOptions } from '../../../src/flush/flusher.ts';
+import type { Faults } from '../../../src/ops/faults.ts';
+import { ev, settings, T0 } from '../../helpers/buffer.ts';
+import { useServices } from '../../helpers/services.ts';
+
+const services = useServices({ clickhouse: true });
+const SHARDS = 4;
+let buffer: SessionBuffer;
+let run = 0;
+
+/** Records the inserts a flusher made: table and row count. */
+function options(owner: string, inserts: number[] = [], faults?: Faults): FlusherOptions {
+  return {
+    owner,
+    leaseMs: 60_000,
+    flushMaxRows: 1_000,
+    flushMaxBytes: 1 << 20,
+    flushIntervalMs: 0,
+    maxAttempts: 2,
+    onInserted: (table, rows) => {
+      if (table.endsWith('.events')) inserts.push(rows.length);
+    },
+    ...(faults ? { faults } : {}),
+  };
+}
+
+/** Faults that "kill" the flusher (throw) right after its first confirmed insert. */
+const dieAfterInsert = (): Faults => ({ description: 'test', beforeInsert() {}, afterInsert: () => { throw new Error('killed after insert'); } });
+
+beforeEach(async () => {
+  run += 1;
+  buffer = new SessionBuffer(services.redis, settings(`${services.server.prefix}g${run}`, { bufferShards: SHARDS }));
+  await services.clickhouse.ch.client.command({ query: `TRUNCATE TABLE ${services.clickhouse.database}.events` });
+});
+
+const ids = async (): Promise<string[]> =>
+  (await queryRows<{ id: string }>(services.clickhouse.ch, `SELECT id FROM ${services.clickhouse.database}.events ORDER BY id`)).map((r) => r.id);
+
+/** n clicks spread over sessions (and so over every shard); returns their ids, sorted. */
+async function readyClicks(n: number): Promise<string[]> {
+  const events = Array.from({ length: n }, (_, i) => ev({ id: `c${String(i).padStart(4, '0')}`, createdAtMs: T0 + i, kind: 'o', sessionId: `s${i % 13}` }));
+  await buffer.ingest(events, T0);
+  const backlog = await buffer.backlog();
+  expect(backlog.filter((b) => b.ready > 0).length).toBe(SHARDS);
+  return events.map((e) => e.id).sort();
+}
+
+const expireLeases = async (): Promise<void> => {
+  for (let shard = 0; shard < SHARDS; shard += 1) await services.redis.del(buffer.shardKeys(shard).lease);
+};
+
+const emptyEverywhere = async (): Promise<void> => {
+  for (const b of await buffer.backlog()) expect(b).toMatchObject({ ready: 0, inBatch: 0 });
+};
+
+describe('group inserts', () => {
+  it('puts the new batches of every shard into one insert', async () => {
+    const want = await readyClicks(200);
+    const inserts: number[] = [];
+    const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, options('a', inserts));
+    expect(await flusher.tick(true)).toMatchObject({ rows: 200, batches: SHARDS });
+    expect(inserts).toEqual([200]);
+    expect(await ids()).toEqual(want);
+    await emptyEverywhere();
+  });
+
+  it('keeps groups within flushMaxRows', async () => {
+    await readyClicks(200);
+    const inserts: number[] = [];
+    const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, { ...options('a', inserts), flushMaxRows: 120 });
+    await flusher.tick(true);
+    expect(Math.max(...inserts)).toBeLessThanOrEqual(120);
+    expect(inserts.reduce((a, n) => a + n, 0)).toBe(200);
+    expect(inserts.length).toBeLessThan(SHARDS);
+  });
+
+  it('finishes a group whose flusher died after the insert, storing each row once', async () => {
+    const want = await readyClicks(200);
+    const dead = new Flusher(services.redis, buffer, services.clickhouse.ch, options('dead', [], dieAfterInsert()));
+    await expect(dead.tick(true)).rejects.toThrow('killed after insert');
+    expect(await ids()).toEqual(want);
+    await expireLeases();
+    const inserts: number[] = [];
+    const other = new Flusher(services.redis, buffer, services.clickhouse.ch, options('other', inserts));
+    expect((await other.tick(true)).rows).toBe(200);
+    expect(inserts).toEqual([200]); // the same group again: same rows, same token
+    expect(await ids()).toEqual(want);
+    await emptyEverywhere();
+  });
+
+  it('acknowledges the rest of a group some of whose batches were acknowledged, without inserting again', async () => {
+    const want = await readyClicks(200);
+    const dead = new Flusher(services.redis, buffer, services.clickhouse.ch, options('dead', [], dieAfterInsert()));
+    await expect(dead.tick(true)).rejects.toThrow();
+    // the dead flusher had acknowledged one non-leader batch before it died
+    const metas = await Promise.all(Array.from({ length: SHARDS }, (_, s) => services.redis.hgetall(buffer.shardKeys(s).batchMeta)));
+    const members = (metas.find((m) => m.members)?.members ?? '').split(',');
+    expect(members.length).toBe(SHARDS);
+    const [shard, id] = (members[1] as string).split(':') as [string, string];
+    const sk = buffer.shardKeys(Number(shard));
+    expect(await scripts.ackBatch.run(services.redis, [sk.batch, sk.batchMeta, sk.stats, sk.dead], [id])).toBeGreaterThan(0);
+    await expireLeases();
+    const inserts: number[] = [];
+    const other = new Flusher(services.redis, buffer, services.clickhouse.ch, options('other', inserts));
+    await other.tick(true);
+    expect(inserts).toEqual([]);
+    expect(await ids()).toEqual(want);
+    await emptyEverywhere();
+  });
+
+  it('aborts a group that was never committed, and refuses its commit afterwards', async () => {
+    const want = await readyClicks(200);
+    // a flusher claims every shard and joins two non-leaders, then dies before the commit on shard 0
+    const claimed = [];
+    for (let shard = 0; shard < SHARDS; shard += 1) {
+      const sk = buffer.shardKeys(shard);
+      claimed.push((await scripts.claimBatch.run(services.redis, [sk.ready, sk.batch, sk.batchMeta, sk.lease], ['dead', 60_000, `B${shard}`, 1_000, 1 << 20])) as string[]);
+    }
+    const list = claimed.map((_, shard) => `${shard}:B${shard}`).join(',');
+    const step = (shard: number, mode: string, members = ''): Promise<unknown> =>
+      scripts.flushGroup.run(services.redis, [buffer.shardKeys(shard).batchMeta, buffer.shardKeys(shard).lease], [mode, `B${shard}`, 'G1', 'dead', members]);
+    expect(await step(1, 'join', list)).toEqual([1]);
+    expect(await step(2, 'join', list)).toEqual([1]);
+    await expireLeases();
+    const inserts: number[] = [];
+    const other = new Flusher(services.redis, buffer, services.clickhouse.ch, options('other', inserts));
+    expect((await other.tick(true)).rows).toBe(200);
+    expect(await ids()).toEqual(want);
+    await emptyEverywhere();
+    // the batches left the group and went in on their own, each under its own token
+    expect(inserts.length).toBeGreaterThan(1);
+    // had the dead flusher come back before the acknowledgements, its commit would have been refused
+    await services.redis.hset(buffer.shardKeys(0).batchMeta, 'id', 'B0', 'aborted', 'G1');
+    await services.redis.set(buffer.shardKeys(0).lease, 'dead');
+    expect(await step(0, 'commit', list)).toEqual([0]);
+  });
+
+  it('splits a group ClickHouse rejects: the bad row is dead-lettered in its shard, the rest inserted once', async () => {
+    const want = await readyClicks(200);
+    await services.redis.rpush(buffer.shardKeys(2).ready, '{"id":"bad","createdAt":"not a date"}');
+    const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, options('a'));
+    expect((await flusher.tick(true)).rows).toBe(200);
+    expect(await ids()).toEqual(want);
+    const dead = (await services.redis.lrange(buffer.shardKeys(2).dead, 0, -1)).map((d) => JSON.parse(d) as { row: { id: string } });
+    expect(dead.map((d) => d.row.id)).toEqual(['bad']);
+    await emptyEverywhere();
+  });
+});
