@@ -7,8 +7,11 @@
              Equal scores sort by member; '\t' sorts below every character an
              id may hold, so members sort exactly as ids: (createdAt, id)
              order. The kind in the member lets scans skip hash lookups.
-    h  HASH  id -> 'V' / 'E' held screen_view / session_end, 'v' / 'e' / 'o'
-             emitted; '>' .. id -> payload of a held row. Meta fields:
+    h  HASH  id -> 'V' / 'E' held screen_view / session_end followed by the
+             row's payload; 'v' / 'e' / 'o' emitted (or never held): the
+             state is the value's first character. (Earlier releases
+             kept a held payload apart, under '>' .. id; emit still reads
+             that.) Meta fields:
              #la last arrival (buffer ms), #ee member of the latest
              session_end (createdAt order), #ea its arrival (buffer ms),
              #em largest createdAt of an emitted boundary row;
@@ -34,6 +37,13 @@ end
 
 local function idOf(member)
   return string.sub(member, 1, -3)
+end
+
+-- The state of event `id` in h (its value's first character), or nil.
+local function stateOf(h, id)
+  local value = redis.call('HGET', h, id)
+  if not value then return nil end
+  return string.sub(value, 1, 1)
 end
 
 local function isBoundary(k)
@@ -168,7 +178,12 @@ end
 -- only its kind. Returns its createdAt.
 local function emit(z, h, p, ready, m)
   local id, kind = idOf(m), kindOf(m)
-  local payload = redis.call('HGET', h, '>' .. id)
+  local payload = string.sub(redis.call('HGET', h, id), 2)
+  if payload == '' then
+    -- held by a version that kept the payload apart
+    payload = redis.call('HGET', h, '>' .. id)
+    redis.call('HDEL', h, '>' .. id)
+  end
   local t = tonumber(redis.call('ZSCORE', z, m))
   local duration, views
   if kind == 'e' then
@@ -180,7 +195,6 @@ local function emit(z, h, p, ready, m)
   end
   redis.call('RPUSH', ready, row(duration, views, payload))
   redis.call('HSET', h, id, kind)
-  redis.call('HDEL', h, '>' .. id)
   redis.call('ZREM', p, m)
   return t
 end

@@ -79,6 +79,16 @@ interface ShardGroup {
 
 const SWEEP_PAGE = 256;
 
+/**
+ * The row of an event that is never held: duration NULL, screenViews 0, as
+ * lua/includes/session.lua's row() writes emitted rows (built here, so that
+ * Lua never copies a payload).
+ */
+export const finishedRow = (payload: string): string => `{"duration":null,"screenViews":0,${payload.slice(1)}`;
+
+/** A held event's value in its session hash: the state ('V' screen_view, 'E' session_end), then the payload. */
+const heldValue = (e: NormalizedEvent): string => (e.kind === 'v' ? 'V' : 'E') + e.payload;
+
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 export class SessionBuffer {
@@ -138,9 +148,9 @@ export class SessionBuffer {
       list.sort((a, b) => a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       const first = list[0] as NormalizedEvent;
       args.push(member, list.length, first.createdAtMs, `${first.id}\t${first.kind}`, JSON.stringify({ id: first.sessionId, ...first.sessionFacts }));
-      for (const e of list) args.push(e.id, e.createdAtMs, e.kind, e.payload, e.kind === 'v' ? JSON.stringify(e.path) : '');
+      for (const e of list) args.push(e.id, e.createdAtMs, e.kind, e.kind === 'o' ? finishedRow(e.payload) : heldValue(e), e.kind === 'v' ? JSON.stringify(e.path) : '');
     }
-    for (const e of group.sessionless) args.push(sessionMember(e.projectId, e.id), e.payload);
+    for (const e of group.sessionless) args.push(sessionMember(e.projectId, e.id), finishedRow(e.payload));
     const [accepted, duplicates, late] = expectArray(scripts.ingest, await scripts.ingest.run(this.redis, keys, args)) as number[];
     return { accepted: accepted ?? 0, duplicates: duplicates ?? 0, late: late ?? 0 };
   }
@@ -250,7 +260,9 @@ export class SessionBuffer {
         kind: kind === 'v' ? 'screen_view' : kind === 'e' ? 'session_end' : 'other',
         state: 'emitted',
       };
-      const payload = h[`>${id}`];
+      // held: the state 'V' / 'E' and the payload in one field (or, from earlier releases, the payload under `>id`)
+      const value = h[id] ?? '';
+      const payload = value.length > 1 ? value.slice(1) : h[`>${id}`];
       if (payload !== undefined) {
         const at = emitAt.get(member);
         view.state = at === undefined || at === 'inf' ? 'unsettled' : 'settled';

@@ -53,6 +53,28 @@ describe('ingest-4.lua', () => {
     expect((await buffer.ingest([view('b', 1_000)], T0)).accepted).toBe(1);
   });
 
+  it('keeps a held row in one field (state, then payload) and emits it with that payload', async () => {
+    await buffer.ingest([view('a', 0), view('b', 5_000)], T0);
+    const h = await services.redis.hgetall(buffer.keys.session(0, '2:p1s1').h);
+    expect(h.a?.[0]).toBe('V');
+    expect(JSON.parse(h.a?.slice(1) ?? '')).toMatchObject({ id: 'a', path: '/page/a' });
+    expect(Object.keys(h).filter((k) => k.startsWith('>'))).toEqual([]);
+    await buffer.sweep(T0 + 10_001);
+    const rows = await readyRows(services.redis, buffer);
+    expect(rows.map((r) => [r.id, r.duration])).toEqual([['a', 5_000]]);
+    expect(await services.redis.hget(buffer.keys.session(0, '2:p1s1').h, 'a')).toBe('v');
+  });
+
+  it('emits a held row written by an earlier release, whose payload sits apart under >id', async () => {
+    await buffer.ingest([view('a', 0), view('b', 5_000)], T0);
+    const key = buffer.keys.session(0, '2:p1s1').h;
+    const value = (await services.redis.hget(key, 'a')) as string;
+    await services.redis.hset(key, 'a', 'V', '>a', value.slice(1));
+    await buffer.sweep(T0 + 10_001);
+    expect((await readyRows(services.redis, buffer)).map((r) => [r.id, r.duration, (r as unknown as { path: string }).path])).toEqual([['a', 5_000, '/page/a']]);
+    expect(await services.redis.hexists(key, '>a')).toBe(0);
+  });
+
   it('puts a TTL on every key of a held session', async () => {
     await buffer.ingest([view('a', 0), view('b', 1_000)], T0);
     const keys = buffer.keys.session(0, '2:p1s1');
