@@ -54,7 +54,8 @@ local a = 8
 -- time per event is mostly the cost of each redis.call): rows for `ready`
 -- per call; per session, the events' ZADDs to z and the emit times for p
 -- (a member added twice keeps its last score, as with separate ZADDs), and
--- the exit path. Everything pending is written before the slow path reads.
+-- the metadata (readMeta / writeMeta in includes/session.lua). What is
+-- pending in z and p is written before the slow path reads them.
 local readyRows = {}
 local zPending, pPending = {}, {}
 local function addPending(list, score, m)
@@ -68,20 +69,6 @@ local function writePending(key, list)
   end
 end
 
--- Session metadata read once per session (and again after a slow-path event):
--- the last event (#lt, #lm), the nearest boundary of the last visit (#lb,
--- #lbt), the latest session_end (#ee, #ea), the entry-path order (#ept), the
--- session facts order (#st, #sm) and the largest emitted createdAt (#em).
-local META = { '#lt', '#lm', '#lb', '#lbt', '#ee', '#ea', '#ept', '#st', '#sm', '#em' }
--- (lbs caches the state of #lb's event: nothing is emitted during an ingest call)
-local function loadMeta(h)
-  local v = redis.call('HMGET', h, unpack(META))
-  return {
-    lt = tonumber(v[1]), lm = v[2] or nil, lb = v[3] or nil, lbt = tonumber(v[4]),
-    ee = v[5] or nil, ea = tonumber(v[6]), ept = v[7] or nil, st = tonumber(v[8]), sm = v[9] or nil,
-    em = tonumber(v[10]),
-  }
-end
 
 -- The nearest boundary at or before the last event (t, m), with no idle gap
 -- in between: the boundary an appended event settles.
@@ -104,17 +91,13 @@ local meta
 for i = 1, sessions do
   local z, h, p = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
   zPending, pPending = {}, {}
-  local xp = nil -- the exit path to write: { path, createdAt, member }
   local function flushSession()
     writePending(z, zPending)
     writePending(p, pPending)
     zPending, pPending = {}, {}
-    if xp then
-      redis.call('HSET', h, '#xp', xp[1], '#xpt', xp[2], '#xpm', xp[3])
-      xp = nil
-    end
   end
-  -- the state of the last boundary #lb (read once, then known)
+  -- the state of the last boundary lb (read once, then known: nothing is
+  -- emitted during an ingest call; lbs is not stored)
   local function lbState()
     if meta.lbs == nil then meta.lbs = stateOf(h, idOf(meta.lb)) end
     return meta.lbs
@@ -124,9 +107,9 @@ for i = 1, sessions do
   local factsT, factsM, facts = tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4]
   a = a + 5
   if n == nil or factsT == nil or a + 5 * n - 1 > #ARGV then return -1 end
-  meta = loadMeta(h)
+  meta = readMeta(h)
   if meta.st == nil or earlier(factsT, factsM, meta.st, meta.sm) then
-    redis.call('HSET', h, '#s', facts, '#st', factsT, '#sm', factsM)
+    meta.s, meta.st, meta.sm = facts, factsT, factsM
   end
   for _ = 1, n do
     local id, t, kind, data, path = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
@@ -164,14 +147,10 @@ for i = 1, sessions do
         end
         if kind == 'v' then
           addPending(pPending, '+inf', m)
-          if meta.ept == nil then
-            redis.call('HSET', h, '#ep', path, '#ept', t, '#epm', m)
-            meta.ept = t
-          end
-          xp = { path, t, m }
+          if meta.ept == nil then meta.ep, meta.ept, meta.epm = path, t, m end
+          meta.xp, meta.xpt, meta.xpm = path, t, m
         elseif kind == 'e' then
           addPending(pPending, now + GRACE, m)
-          redis.call('HSET', h, '#ee', m, '#ea', now)
           meta.ee, meta.ea = m, now
         end
         if gap then meta.lb, meta.lbt, meta.lbs = nil, nil, nil end
@@ -184,11 +163,11 @@ for i = 1, sessions do
         if kind == 'e' then
           -- its figures depend only on earlier events: settled on arrival
           redis.call('ZADD', p, now + GRACE, m)
-          noteSessionEnd(z, h, t, m, now)
+          noteSessionEnd(z, meta, t, m, now)
         elseif kind == 'v' then
           schedule(z, p, m, t, now)
-          keepExtreme(h, '#ep', t, m, path, true)
-          keepExtreme(h, '#xp', t, m, path, false)
+          keepExtreme(meta, 'ep', t, m, path, true)
+          keepExtreme(meta, 'xp', t, m, path, false)
         end
         -- the nearest earlier boundary, if it is a held screen_view, may now
         -- end differently: settle it again (re-settling restarts its grace);
@@ -204,20 +183,13 @@ for i = 1, sessions do
           return isBoundary(k)
         end)
         if isLate then late = late + 1 end
-        redis.call('HSET', h, '#lt', meta.lt, '#lm', meta.lm)
-        local bm, bt = tailBoundary(z, meta.lt, meta.lm)
-        if bm then redis.call('HSET', h, '#lb', bm, '#lbt', bt) else redis.call('HDEL', h, '#lb', '#lbt') end
-        meta = loadMeta(h)
+        meta.lb, meta.lbt = tailBoundary(z, meta.lt, meta.lm)
+        meta.lbs = nil
       end
     end
   end
   flushSession()
-  if meta.lb then
-    redis.call('HSET', h, '#la', now, '#lt', meta.lt, '#lm', meta.lm, '#lb', meta.lb, '#lbt', meta.lbt)
-  else
-    redis.call('HSET', h, '#la', now, '#lt', meta.lt, '#lm', meta.lm)
-    redis.call('HDEL', h, '#lb', '#lbt')
-  end
+  meta.la = now
   -- due: the earliest finite emit time, or the finalisation deadline (see closeAt)
   local at = now + TIMEOUT + GRACE
   if meta.ee ~= nil and meta.ee == meta.lm and meta.ea + GRACE < at then at = meta.ea + GRACE end
@@ -225,9 +197,16 @@ for i = 1, sessions do
   local fs = tonumber(first[2])
   if fs and fs < at then at = fs end
   redis.call('ZADD', due, at, member)
-  redis.call('PEXPIRE', z, BUFFER_TTL)
-  redis.call('PEXPIRE', h, BUFFER_TTL)
-  redis.call('PEXPIRE', p, BUFFER_TTL)
+  -- safety TTLs: set when the session (re)opens and again once a quarter of
+  -- bufferTtlMs has passed on the buffer clock (the worker's is the wall
+  -- clock); p's whenever it was (re)created, as it vanishes when emptied
+  if meta.tt == nil or now - meta.tt >= BUFFER_TTL / 4 then
+    redis.call('PEXPIRE', z, BUFFER_TTL)
+    redis.call('PEXPIRE', h, BUFFER_TTL)
+    meta.tt, meta.pk = now, nil
+  end
+  if meta.pk == nil and redis.call('PEXPIRE', p, BUFFER_TTL) == 1 then meta.pk = 1 end
+  writeMeta(h, meta)
 end
 
 if sessionless > 0 then

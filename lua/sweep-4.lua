@@ -42,12 +42,12 @@ local emitted, finalised = 0, 0
 for i = 1, sessions do
   local z, h, p = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
   local member = ARGV[6 + i]
-  local la = tonumber(redis.call('HGET', h, '#la'))
-  if la == nil then
+  local meta = readMeta(h)
+  if meta.la == nil then
     -- finalised already, or expired by the safety TTL: nothing is held
     redis.call('ZREM', due, member)
   else
-    local closing = now >= closeAt(z, h)
+    local closing = now >= closeAt(z, meta)
     local members
     if closing then
       members = redis.call('ZRANGE', p, 0, -1)
@@ -60,16 +60,16 @@ for i = 1, sessions do
       if em == nil or t > em then em = t end
     end
     emitted = emitted + #members
-    if em ~= nil then
-      local old = tonumber(redis.call('HGET', h, '#em'))
-      if old == nil or em > old then redis.call('HSET', h, '#em', em) end
-    end
+    if em ~= nil and (meta.em == nil or em > meta.em) then meta.em = em end
     if closing then
       finalised = finalised + 1
-      local srow = sessionRow(z, h, now)
+      local srow = sessionRow(z, meta, now)
       if srow then redis.call('RPUSH', sessionsReady, srow) end
       redis.call('DEL', p)
-      redis.call('HDEL', h, '#la', '#ea', '#ee')
+      -- only ids and kinds stay (and what a late event needs); the next
+      -- arrival reopens the session and sets the long TTLs again
+      meta.la, meta.ea, meta.ee, meta.tt, meta.pk = nil, nil, nil, nil, nil
+      writeMeta(h, meta)
       redis.call('ZREM', due, member)
       if DEDUP_WINDOW > 0 then
         redis.call('PEXPIRE', z, DEDUP_WINDOW)
@@ -78,7 +78,8 @@ for i = 1, sessions do
         redis.call('DEL', z, h)
       end
     else
-      redis.call('ZADD', due, dueAt(z, h, p), member)
+      redis.call('ZADD', due, dueAt(z, meta, p), member)
+      writeMeta(h, meta)
     end
   end
 end

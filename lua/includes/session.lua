@@ -9,18 +9,10 @@
              order. The kind in the member lets scans skip hash lookups.
     h  HASH  id -> 'V' / 'E' held screen_view / session_end followed by the
              row's payload; 'v' / 'e' / 'o' emitted (or never held): the
-             state is the value's first character. (Earlier releases
-             kept a held payload apart, under '>' .. id; emit still reads
-             that.) Meta fields:
-             #la last arrival (buffer ms), #ee member of the latest
-             session_end (createdAt order), #ea its arrival (buffer ms),
-             #em largest createdAt of an emitted boundary row;
-             session facts for the sessions row: #s (JSON object of the
-             earliest event's session fields) with #st / #sm (its createdAt
-             and member); #ep / #xp entry and exit path (JSON strings) of
-             the first and last screen_view, with #ept #epm / #xpt #xpm;
-             #lt / #lm the last event (createdAt order); #lb / #lbt the
-             nearest boundary at or before it with no idle gap in between.
+             state is the value's first character. '#m' -> the session's
+             metadata, one value (see META below). (Earlier releases kept a
+             held payload apart, under '>' .. id, and each metadata value in
+             a field of its own, '#' .. name; both are still read.)
              ('#' and '>' never occur in an id.)
     p  ZSET  member of a held row -> buffer time (ms) at which it may be
              emitted; +inf while its duration is not settled.
@@ -30,6 +22,78 @@ local TIMEOUT = tonumber(ARGV[3])
 local DEDUP_WINDOW = tonumber(ARGV[4])
 local BUFFER_TTL = tonumber(ARGV[5])
 local FIRST_PAGE, PAGE = 4, 64
+
+--[[
+  Session metadata, read once per session and script call into a table and
+  written back once: one hash field '#m', the values in META order joined by
+  '\31' ('' for none; '\31' never occurs in an id, a number or JSON text).
+    la  last arrival (buffer ms); none once the session is finalised
+    lt, lm  the last event (createdAt order): createdAt, member
+    lb, lbt  the nearest boundary at or before it with no idle gap between
+    ee, ea  the latest session_end (createdAt order): member, arrival
+    em  largest createdAt of an emitted boundary row
+    st, sm, s  session facts for the sessions row: the earliest event's
+            createdAt and member, and its session fields (a JSON object)
+    ept, epm, ep / xpt, xpm, xp  entry / exit path: createdAt, member and
+            path (a JSON string) of the first / last screen_view
+    tt  buffer time the keys' safety TTLs were last set
+    pk  1 while p is known to exist with its TTL
+]]
+local META = { 'la', 'lt', 'lm', 'lb', 'lbt', 'ee', 'ea', 'em', 'st', 'sm', 's', 'ept', 'epm', 'ep', 'xpt', 'xpm', 'xp', 'tt', 'pk' }
+local TEXT = { lm = true, lb = true, ee = true, sm = true, s = true, epm = true, ep = true, xpm = true, xp = true }
+-- the fields of earlier releases ('#' .. name), read when '#m' is missing
+local OLD_META = { 'la', 'lt', 'lm', 'lb', 'lbt', 'ee', 'ea', 'em', 'st', 'sm', 's', 'ept', 'epm', 'ep', 'xpt', 'xpm', 'xp' }
+
+local function metaValue(name, v)
+  if v == nil or v == false or v == '' then return nil end
+  if TEXT[name] then return v end
+  return tonumber(v)
+end
+
+local function readMeta(h)
+  local M = {}
+  local text = redis.call('HGET', h, '#m')
+  if text then
+    local i, from = 1, 1
+    while true do
+      local to = string.find(text, '\31', from, true)
+      local name = META[i]
+      if name then M[name] = metaValue(name, string.sub(text, from, (to or 0) - 1)) end
+      if not to then break end
+      i, from = i + 1, to + 1
+    end
+    return M
+  end
+  local fields = {}
+  for i, name in ipairs(OLD_META) do fields[i] = '#' .. name end
+  local old = redis.call('HMGET', h, unpack(fields))
+  for i, name in ipairs(OLD_META) do
+    M[name] = metaValue(name, old[i])
+    if M[name] ~= nil then M.oldLayout = true end
+  end
+  return M
+end
+
+local function writeMeta(h, M)
+  local out = {}
+  for i, name in ipairs(META) do
+    local v = M[name]
+    if v == nil then
+      out[i] = ''
+    elseif type(v) == 'number' then
+      out[i] = string.format('%d', v)
+    else
+      out[i] = v
+    end
+  end
+  redis.call('HSET', h, '#m', table.concat(out, '\31'))
+  if M.oldLayout then
+    local fields = {}
+    for i, name in ipairs(OLD_META) do fields[i] = '#' .. name end
+    redis.call('HDEL', h, unpack(fields))
+    M.oldLayout = nil
+  end
+end
 
 local function kindOf(member)
   return string.sub(member, -1)
@@ -144,32 +208,29 @@ end
 -- while that session_end is the last event known (events after it start a
 -- new visit), or after it went idle for sessionTimeoutMs; going idle settles
 -- the D2 durations, and a settled row waits graceMs like any other (O1).
-local function closeAt(z, h)
-  local meta = redis.call('HMGET', h, '#la', '#ee', '#ea')
-  local at = tonumber(meta[1]) + TIMEOUT + GRACE
-  if meta[2] then
-    local ea = tonumber(meta[3])
-    if ea + GRACE < at and redis.call('ZRANK', z, meta[2]) == redis.call('ZCARD', z) - 1 then at = ea + GRACE end
-  end
+local function closeAt(z, M)
+  local at = M.la + TIMEOUT + GRACE
+  if M.ee and M.ea + GRACE < at and redis.call('ZRANK', z, M.ee) == redis.call('ZCARD', z) - 1 then at = M.ea + GRACE end
   return at
 end
 
 -- Records the session_end (t, m) when it is the latest one in createdAt order.
-local function noteSessionEnd(z, h, t, m, now)
-  local ee = redis.call('HGET', h, '#ee')
-  if ee then
-    local te = tonumber(redis.call('ZSCORE', z, ee))
-    if te > t or (te == t and ee > m) then return end
+local function noteSessionEnd(z, M, t, m, now)
+  if M.ee then
+    local te = tonumber(redis.call('ZSCORE', z, M.ee))
+    if te > t or (te == t and M.ee > m) then return end
   end
-  redis.call('HSET', h, '#ee', m, '#ea', now)
+  M.ee, M.ea = m, now
 end
 
 -- When the sweeper should next look at the session: its earliest finite
 -- emit time, or its finalisation deadline.
-local function dueAt(z, h, p)
-  local at = closeAt(z, h)
+-- (An empty p no longer exists, so its TTL must be set again when it returns: pk.)
+local function dueAt(z, M, p)
+  local at = closeAt(z, M)
   local first = redis.call('ZRANGE', p, 0, 0, 'WITHSCORES')
   local s = tonumber(first[2])
+  if s == nil then M.pk = nil end
   if s and s < at then at = s end
   return at
 end
@@ -204,24 +265,23 @@ local function earlier(t1, m1, t2, m2)
   return t1 < t2 or (t1 == t2 and m1 < m2)
 end
 
--- Keeps `value` under field `f` when (t, m) is earlier (first = true) or
--- later (first = false) than what f holds; f .. 't' / f .. 'm' hold its order.
-local function keepExtreme(h, f, t, m, value, first)
-  local cur = redis.call('HMGET', h, f .. 't', f .. 'm')
-  local ct = tonumber(cur[1])
+-- Keeps `value` as M[f] when (t, m) is earlier (first = true) or later
+-- (first = false) than what M[f] holds; M[f .. 't'] / M[f .. 'm'] hold its order.
+local function keepExtreme(M, f, t, m, value, first)
+  local ct, cm = M[f .. 't'], M[f .. 'm']
   if ct ~= nil then
-    if first and not earlier(t, m, ct, cur[2]) then return end
-    if not first and not earlier(ct, cur[2], t, m) then return end
+    if first and not earlier(t, m, ct, cm) then return end
+    if not first and not earlier(ct, cm, t, m) then return end
   end
-  redis.call('HSET', h, f, value, f .. 't', t, f .. 'm', m)
+  M[f], M[f .. 't'], M[f .. 'm'] = value, t, m
 end
 
 -- The sessions row of a finalised session: the earliest event's session
 -- fields (written by the worker as a JSON object) plus figures from every
 -- event known, `version` = the buffer time of this finalisation (a session
 -- finalised again after late events replaces its earlier row).
-local function sessionRow(z, h, now)
-  local facts = redis.call('HGET', h, '#s')
+local function sessionRow(z, M, now)
+  local facts = M.s
   if not facts then return nil end
   local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
   local last = redis.call('ZRANGE', z, -1, -1, 'WITHSCORES')
@@ -231,8 +291,8 @@ local function sessionRow(z, h, now)
   for _, m in ipairs(members) do
     if kindOf(m) == 'v' then views = views + 1 end
   end
-  local entry = redis.call('HGET', h, '#ep') or '""'
-  local exit = redis.call('HGET', h, '#xp') or '""'
+  local entry = M.ep or '""'
+  local exit = M.xp or '""'
   local bounce = 0
   if views <= 1 then bounce = 1 end
   return string.sub(facts, 1, -2)

@@ -10,7 +10,7 @@
  *   held-settled  --(an arrival changes its scan)--> held-settled(emitAt = now + grace) | held-unsettled
  *   held-*        --(sweep: emitAt <= now, or session finalised)--> emitted (row in ready)
  *
- * States of a session: open (has `#la`) --(sweep: now >= last arrival + timeout,
+ * States of a session: open (has a last arrival, meta `la`) --(sweep: now >= last arrival + timeout,
  * or >= session_end arrival + grace)--> finalised (ids and kinds only, TTL =
  * dedupWindowMs) --(any new arrival)--> open again; late rows get their
  * duration from the events still known.
@@ -78,6 +78,20 @@ interface ShardGroup {
 }
 
 const SWEEP_PAGE = 256;
+
+/** The metadata names in lua/includes/session.lua's META order (its field '#m'). */
+const META = ['la', 'lt', 'lm', 'lb', 'lbt', 'ee', 'ea', 'em', 'st', 'sm', 's', 'ept', 'epm', 'ep', 'xpt', 'xpm', 'xp', 'tt', 'pk'] as const;
+
+/** A session hash's metadata by name ('' and absent values left out); earlier releases kept each under '#' + name. */
+export function sessionMeta(h: Readonly<Record<string, string>>): Partial<Record<(typeof META)[number], string>> {
+  const out: Partial<Record<(typeof META)[number], string>> = {};
+  const packed = h['#m']?.split('\x1f');
+  META.forEach((name, i) => {
+    const value = packed === undefined ? h[`#${name}`] : packed[i];
+    if (value) out[name] = value;
+  });
+  return out;
+}
 
 /**
  * The row of an event that is never held: duration NULL, screenViews 0, as
@@ -273,8 +287,9 @@ export class SessionBuffer {
       }
       events.push(view);
     }
-    const la = h['#la'];
-    const ea = h['#ea'];
+    const meta = sessionMeta(h);
+    const la = meta.la;
+    const ea = meta.ea;
     const result: SessionView = {
       projectId,
       sessionId,

@@ -2,8 +2,10 @@
  * Each Lua script against a real redis-server started by this file: the normal
  * case, every error code, a repeated call, and a call after SCRIPT FLUSH.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ScriptCode, scripts } from '../../../src/buffer/scripts.ts';
+import { computeSessionRows } from '../../../src/buffer/durations.ts';
+import { LuaScript, ScriptCode, scripts } from '../../../src/buffer/scripts.ts';
 import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
 import { ev, readyRows, settings, T0 } from '../../helpers/buffer.ts';
 import { useServices } from '../../helpers/services.ts';
@@ -73,6 +75,38 @@ describe('ingest-4.lua', () => {
     await buffer.sweep(T0 + 10_001);
     expect((await readyRows(services.redis, buffer)).map((r) => [r.id, r.duration, (r as unknown as { path: string }).path])).toEqual([['a', 5_000, '/page/a']]);
     expect(await services.redis.hexists(key, '>a')).toBe(0);
+  });
+
+  it('carries on a session held by the previous release (metadata in separate fields, payloads apart)', async () => {
+    const previous = new LuaScript('ingestPrevious', 4, readFileSync(new URL('../../fixtures/lua-0.1/ingest-4.lua', import.meta.url), 'utf8'));
+    const sk = buffer.shardKeys(0);
+    const k = buffer.keys.session(0, '2:p1s1');
+    const before = [view('a', 0), ev({ id: 'o1', createdAtMs: T0 + 1_000, kind: 'o' }), view('b', 5_000)];
+    // the previous release's arguments: raw payloads
+    const args: (string | number)[] = [T0, 10_000, 1_800_000, 1_800_000, 86_400_000, 1, 0, '2:p1s1', before.length, T0, 'a\tv', JSON.stringify({ id: 's1', ...before[0]?.sessionFacts })];
+    for (const e of before) args.push(e.id, e.createdAtMs, e.kind, e.payload, e.kind === 'v' ? JSON.stringify(e.path) : '');
+    expect(await previous.run(services.redis, [sk.due, sk.ready, sk.stats, sk.seen, k.z, k.h, k.p], args)).toEqual([3, 0, 0]);
+    expect(await services.redis.hexists(k.h, '#lt')).toBe(1);
+    expect(await services.redis.hexists(k.h, '>a')).toBe(1);
+
+    // the current scripts: an event after the others, one landing between them, a repeat
+    const after = [view('c', 9_000), view('x', 3_000), view('b', 5_000)];
+    expect(await buffer.ingest(after, T0 + 1_000)).toEqual({ accepted: 2, duplicates: 1, late: 0 });
+    expect(await services.redis.hexists(k.h, '#lt')).toBe(0);
+    expect(await services.redis.hexists(k.h, '#m')).toBe(1);
+    await buffer.sweep(T0 + 1_800_000 + 20_001);
+
+    const all = [...before, ...after.slice(0, 2)];
+    const want = computeSessionRows(all.map((e) => ({ id: e.id, createdAtMs: e.createdAtMs, kind: e.kind })), 1_800_000);
+    const rows = await readyRows(services.redis, buffer);
+    expect(rows).toHaveLength(all.length);
+    for (const r of rows) {
+      expect({ id: r.id, duration: r.duration }).toEqual({ id: r.id, duration: want.get(r.id)?.duration ?? null });
+      expect((r as unknown as { path: string }).path).toBe(`/page/${r.id}`);
+    }
+    expect(rows.find((r) => r.id === 'a')?.duration).toBe(3_000);
+    const [session] = (await services.redis.lrange(sk.sessionsReady, 0, -1)).map((t) => JSON.parse(t) as Record<string, unknown>);
+    expect(session).toMatchObject({ id: 's1', screenViews: 4, eventCount: 5, entryPath: '/page/a', exitPath: '/page/c', duration: 9_000 });
   });
 
   it('puts a TTL on every key of a held session', async () => {
