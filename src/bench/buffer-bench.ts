@@ -8,7 +8,9 @@
  * - bufferBatched: Event Lens's ingest script, one call per shard per chunk.
  * - bufferSweep: sweeping every held session to the end (emit + finalise).
  * - redisBytesPerHeldEvent: INFO used_memory growth per event held, next to
- *   the mean payload size; Redis CPU µs per event from INFO cpu.
+ *   the mean payload size; Redis CPU µs per event from INFO cpu. Then the
+ *   same events held again under the listpack settings the README recommends
+ *   (CONFIG SET for the measurement, the old values put back).
  */
 import type { BufferSettings } from '../config.ts';
 import { SessionBuffer } from '../buffer/session-buffer.ts';
@@ -26,6 +28,50 @@ export interface BufferBenchResult {
   redisCpuUsPerEventBatched: number;
   redisCpuUsPerEventPerEvent: number;
   redisBytesPerHeldEvent: number;
+  /** The same with `hash-max-listpack-value 2048` and `zset-max-listpack-value 128`; null when CONFIG is not allowed. */
+  redisBytesPerHeldEventRecommended: number | null;
+}
+
+/** Redis settings the README recommends (docker-compose.yml sets them): session hashes and sorted sets stay compact listpacks. */
+export const RECOMMENDED_LISTPACK = { 'hash-max-listpack-value': '2048', 'zset-max-listpack-value': '128' } as const;
+
+/**
+ * Runs fn with the given CONFIG settings and puts the old values back, also
+ * when fn throws (this may be a server the bench did not start). Returns
+ * null without running fn when CONFIG is not allowed.
+ */
+async function withConfig<T>(redis: RedisClient, settings: Readonly<Record<string, string>>, fn: () => Promise<T>): Promise<T | null> {
+  const previous: [string, string][] = [];
+  const restore = async (): Promise<void> => {
+    for (const [name, value] of previous) await redis.config('SET', name, value);
+  };
+  try {
+    for (const [name, value] of Object.entries(settings)) {
+      const [, old] = (await redis.config('GET', name)) as [string, string];
+      previous.push([name, old]);
+      await redis.config('SET', name, value);
+    }
+  } catch {
+    await restore().catch(() => {});
+    return null;
+  }
+  try {
+    return await fn();
+  } finally {
+    await restore();
+  }
+}
+
+/** Ingests the events in chunks on the buffer clock of their createdAt; returns the last clock value. */
+async function ingestAll(buffer: SessionBuffer, events: readonly NormalizedEvent[], chunk: number, onChunk: (fraction: number) => void = () => {}): Promise<number> {
+  let clock = 0;
+  for (let i = 0; i < events.length; i += chunk) {
+    const slice = events.slice(i, i + chunk);
+    for (const e of slice) clock = Math.max(clock, e.createdAtMs);
+    await buffer.ingest(slice, clock);
+    onChunk(i / events.length);
+  }
+  return clock;
 }
 
 async function redisCpuSeconds(redis: RedisClient): Promise<number> {
@@ -73,13 +119,7 @@ export async function benchBuffer(
   const memoryBefore = await usedMemory(redis);
   cpu = await redisCpuSeconds(redis);
   started = performance.now();
-  let clock = 0;
-  for (let i = 0; i < events.length; i += chunk) {
-    const slice = events.slice(i, i + chunk);
-    for (const e of slice) clock = Math.max(clock, e.createdAtMs);
-    await buffer.ingest(slice, clock);
-    onStep('bufferBatched', i / events.length);
-  }
+  const clock = await ingestAll(buffer, events, chunk, (f) => onStep('bufferBatched', f));
   const batchedSeconds = (performance.now() - started) / 1000;
   const batchedCpu = (await redisCpuSeconds(redis)) - cpu;
   const memoryHeld = (await usedMemory(redis)) - memoryBefore;
@@ -90,6 +130,17 @@ export async function benchBuffer(
   await buffer.sweep(clock + settings.sessionTimeoutMs + settings.graceMs + 1);
   const sweepSeconds = (performance.now() - started) / 1000;
   await deleteByPrefix(redis, `${settings.keyPrefix}:`);
+
+  // 4. held memory again, under the recommended listpack settings
+  onStep('memory (recommended settings)', 0);
+  const recommended = await withConfig(redis, RECOMMENDED_LISTPACK, async () => {
+    const prefix = `${settings.keyPrefix}-listpack`;
+    const before = await usedMemory(redis);
+    await ingestAll(new SessionBuffer(redis, { ...settings, keyPrefix: prefix }), events, chunk);
+    const held = (await usedMemory(redis)) - before;
+    await deleteByPrefix(redis, `${prefix}:`);
+    return Math.round(held / events.length);
+  });
 
   const luaPerEventPerSec = events.length / luaSeconds;
   const bufferBatchedPerSec = events.length / batchedSeconds;
@@ -103,6 +154,7 @@ export async function benchBuffer(
     redisCpuUsPerEventBatched: Number(((batchedCpu * 1e6) / events.length).toFixed(2)),
     redisCpuUsPerEventPerEvent: Number(((luaCpu * 1e6) / events.length).toFixed(2)),
     redisBytesPerHeldEvent: Math.round(memoryHeld / events.length),
+    redisBytesPerHeldEventRecommended: recommended,
   };
 }
 
@@ -119,35 +171,17 @@ export interface GrowthPoint {
 
 const PROBE_CALLS = 1_000;
 
-/** Runs fn while Redis logs every command's execution time; returns the EVALSHA/EVAL times in ms (null without CONFIG rights). */
+/** Runs fn while Redis logs every command's execution time; returns the EVALSHA/EVAL times in ms (null without CONFIG rights, fn then runs alone). */
 async function serverTimes(redis: RedisClient, fn: () => Promise<void>): Promise<number[] | null> {
-  // the settings to put back, also when fn throws: this may be a server the bench did not start
-  const previous: [string, string][] = [];
-  const restore = async (): Promise<void> => {
-    for (const [name, value] of previous) await redis.config('SET', name, value);
-  };
-  let logging = true;
-  try {
-    for (const name of ['slowlog-log-slower-than', 'slowlog-max-len']) {
-      const [, value] = (await redis.config('GET', name)) as [string, string];
-      previous.push([name, value]);
-    }
-    await redis.config('SET', 'slowlog-log-slower-than', '0');
-    await redis.config('SET', 'slowlog-max-len', String(PROBE_CALLS * 2));
+  const logged = await withConfig(redis, { 'slowlog-log-slower-than': '0', 'slowlog-max-len': String(PROBE_CALLS * 2) }, async () => {
     await redis.slowlog('RESET');
-  } catch {
-    // CONFIG is not allowed here: time the calls on the client only
-    logging = false;
-    await restore().catch(() => {});
-  }
-  try {
     await fn();
-    if (!logging) return null;
     const entries = (await redis.slowlog('GET', PROBE_CALLS * 2)) as [number, number, number, string[]][];
     return entries.filter((e) => /^eval/i.test(e[3][0] ?? '')).map((e) => e[2] / 1000);
-  } finally {
-    if (logging) await restore();
-  }
+  });
+  // CONFIG is not allowed here: time the calls on the client only
+  if (logged === null) await fn();
+  return logged;
 }
 
 /** The q-quantile of ascending values (nearest rank). */
