@@ -2,7 +2,9 @@
  * Flush benchmarks on the same final rows, side by side:
  *
  * - rawInsert: plain @clickhouse/client inserts (JSONEachRow, FLUSH_MAX_ROWS
- *   per insert), no Redis: ClickHouse's own cost.
+ *   per insert), no Redis: ClickHouse's own cost. Next to it, the first 2 000
+ *   of the rows in inserts of 25, as one shard's partial batches would be: the
+ *   fixed cost of an insert, which is why the flusher groups shards.
  * - flush: Event Lens's flusher draining a prepared backlog of those rows
  *   from the shards' ready lists (claim → insert with token → ack).
  */
@@ -17,6 +19,9 @@ import { deleteByPrefix, type RedisClient } from '../ops/redis.ts';
 export interface FlushBenchResult {
   flushRows: number;
   rawInsertRowsPerSec: number;
+  /** Plain inserts of 25 rows each (2 000 rows): rows/s and ms per insert. */
+  smallInsertRowsPerSec: number;
+  smallInsertMs: number;
   flushRowsPerSec: number;
   flushVsRawInsert: number;
 }
@@ -26,10 +31,10 @@ async function countRows(ch: ClickHouse): Promise<number> {
   return Number(row?.n ?? 0);
 }
 
-export async function benchFlush(redis: RedisClient, ch: ClickHouse, config: Config, rows: readonly string[]): Promise<FlushBenchResult> {
-  const batch = config.flushMaxRows;
+/** Plain inserts of `batch` rows each; returns the seconds taken. */
+async function plainInserts(ch: ClickHouse, rows: readonly string[], batch: number): Promise<number> {
   await ch.client.command({ query: `TRUNCATE TABLE ${ch.database}.events` });
-  let started = performance.now();
+  const started = performance.now();
   for (let i = 0; i < rows.length; i += batch) {
     const r = await ch.client.exec({
       query: `INSERT INTO ${ch.database}.events FORMAT JSONEachRow`,
@@ -37,8 +42,15 @@ export async function benchFlush(redis: RedisClient, ch: ClickHouse, config: Con
     });
     r.stream.resume();
   }
-  const rawSeconds = (performance.now() - started) / 1000;
-  if ((await countRows(ch)) !== rows.length) throw new Error('rawInsert: row count mismatch');
+  const seconds = (performance.now() - started) / 1000;
+  if ((await countRows(ch)) !== rows.length) throw new Error(`plain inserts of ${batch}: row count mismatch`);
+  return seconds;
+}
+
+export async function benchFlush(redis: RedisClient, ch: ClickHouse, config: Config, rows: readonly string[]): Promise<FlushBenchResult> {
+  const small = rows.slice(0, 2_000);
+  const smallSeconds = await plainInserts(ch, small, 25);
+  const rawSeconds = await plainInserts(ch, rows, config.flushMaxRows);
 
   await ch.client.command({ query: `TRUNCATE TABLE ${ch.database}.events` });
   const prefix = `bench-flush-${ulid()}`;
@@ -50,7 +62,7 @@ export async function benchFlush(redis: RedisClient, ch: ClickHouse, config: Con
     await pipeline.exec();
   }
   const flusher = new Flusher(redis, buffer, ch, flusherOptions({ ...config, flushIntervalMs: 0 }, prefix));
-  started = performance.now();
+  const started = performance.now();
   const flushed = await flusher.tick(true);
   const flushSeconds = (performance.now() - started) / 1000;
   await flusher.release();
@@ -59,5 +71,12 @@ export async function benchFlush(redis: RedisClient, ch: ClickHouse, config: Con
 
   const raw = rows.length / rawSeconds;
   const flush = rows.length / flushSeconds;
-  return { flushRows: rows.length, rawInsertRowsPerSec: Math.round(raw), flushRowsPerSec: Math.round(flush), flushVsRawInsert: Number((flush / raw).toFixed(3)) };
+  return {
+    flushRows: rows.length,
+    rawInsertRowsPerSec: Math.round(raw),
+    smallInsertRowsPerSec: Math.round(small.length / smallSeconds),
+    smallInsertMs: Number(((smallSeconds * 1000) / Math.ceil(small.length / 25)).toFixed(1)),
+    flushRowsPerSec: Math.round(flush),
+    flushVsRawInsert: Number((flush / raw).toFixed(3)),
+  };
 }
