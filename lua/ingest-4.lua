@@ -69,7 +69,6 @@ local function writePending(key, list)
   end
 end
 
-
 -- The nearest boundary at or before the last event (t, m), with no idle gap
 -- in between: the boundary an appended event settles.
 local function tailBoundary(z, t, m)

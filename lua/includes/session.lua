@@ -41,8 +41,13 @@ local FIRST_PAGE, PAGE = 4, 64
 ]]
 local META = { 'la', 'lt', 'lm', 'lb', 'lbt', 'ee', 'ea', 'em', 'st', 'sm', 's', 'ept', 'epm', 'ep', 'xpt', 'xpm', 'xp', 'tt', 'pk' }
 local TEXT = { lm = true, lb = true, ee = true, sm = true, s = true, epm = true, ep = true, xpm = true, xp = true }
--- the fields of earlier releases ('#' .. name), read when '#m' is missing
-local OLD_META = { 'la', 'lt', 'lm', 'lb', 'lbt', 'ee', 'ea', 'em', 'st', 'sm', 's', 'ept', 'epm', 'ep', 'xpt', 'xpm', 'xp' }
+-- earlier releases kept each value but tt and pk (the last two) in a field '#' .. name
+local OLD_COUNT = #META - 2
+local function oldFields()
+  local fields = {}
+  for i = 1, OLD_COUNT do fields[i] = '#' .. META[i] end
+  return fields
+end
 
 local function metaValue(name, v)
   if v == nil or v == false or v == '' then return nil end
@@ -64,10 +69,9 @@ local function readMeta(h)
     end
     return M
   end
-  local fields = {}
-  for i, name in ipairs(OLD_META) do fields[i] = '#' .. name end
-  local old = redis.call('HMGET', h, unpack(fields))
-  for i, name in ipairs(OLD_META) do
+  local old = redis.call('HMGET', h, unpack(oldFields()))
+  for i = 1, OLD_COUNT do
+    local name = META[i]
     M[name] = metaValue(name, old[i])
     if M[name] ~= nil then M.oldLayout = true end
   end
@@ -88,9 +92,7 @@ local function writeMeta(h, M)
   end
   redis.call('HSET', h, '#m', table.concat(out, '\31'))
   if M.oldLayout then
-    local fields = {}
-    for i, name in ipairs(OLD_META) do fields[i] = '#' .. name end
-    redis.call('HDEL', h, unpack(fields))
+    redis.call('HDEL', h, unpack(oldFields()))
     M.oldLayout = nil
   end
 end
