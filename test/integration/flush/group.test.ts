@@ -145,6 +145,23 @@ describe('group inserts', () => {
     expect(await step(0, 'commit', list)).toEqual([0]);
   });
 
+  it('stores each row once when two flushers with short leases group the same shards at the same time', async () => {
+    const want: string[] = [];
+    const short = (owner: string): FlusherOptions => ({ ...options(owner), leaseMs: 30, flushMaxRows: 40 });
+    const a = new Flusher(services.redis, buffer, services.clickhouse.ch, short('a'));
+    const b = new Flusher(services.redis, buffer, services.clickhouse.ch, short('b'));
+    for (let round = 0; round < 4; round += 1) {
+      const events = Array.from({ length: 150 }, (_, i) => ev({ id: `r${round}-${String(i).padStart(3, '0')}`, createdAtMs: T0 + i, kind: 'o', sessionId: `s${i % 13}` }));
+      await buffer.ingest(events, T0);
+      want.push(...events.map((e) => e.id));
+      // leases of 30 ms expire while the other flusher works: shards change hands mid-round
+      await Promise.all([a.tick(true), b.tick(true), a.tick(true)]);
+    }
+    await Promise.all([a.tick(true), b.tick(true)]);
+    expect(await ids()).toEqual(want.sort());
+    await emptyEverywhere();
+  });
+
   it('splits a group ClickHouse rejects: the bad row is dead-lettered in its shard, the rest inserted once', async () => {
     const want = await readyClicks(200);
     await services.redis.rpush(buffer.shardKeys(2).ready, '{"id":"bad","createdAt":"not a date"}');
