@@ -57,7 +57,6 @@ local a = 8
 -- the metadata (readMeta / writeMeta in includes/session.lua). What is
 -- pending in z and p is written before the slow path reads them.
 local readyRows = {}
-local zPending, pPending = {}, {}
 local function addPending(list, score, m)
   list[#list + 1] = score
   list[#list + 1] = m
@@ -86,10 +85,15 @@ local function tailBoundary(z, t, m)
   return bm, bt
 end
 
-local meta
 for i = 1, sessions do
   local z, h, p = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
-  zPending, pPending = {}, {}
+  local member = ARGV[a]
+  local n = tonumber(ARGV[a + 1])
+  local factsT, factsM, facts = tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4]
+  a = a + 5
+  if n == nil or factsT == nil or a + 5 * n - 1 > #ARGV then return -1 end
+  local meta = readMeta(h)
+  local zPending, pPending = {}, {}
   local function flushSession()
     writePending(z, zPending)
     writePending(p, pPending)
@@ -101,12 +105,6 @@ for i = 1, sessions do
     if meta.lbs == nil then meta.lbs = stateOf(h, idOf(meta.lb)) end
     return meta.lbs
   end
-  local member = ARGV[a]
-  local n = tonumber(ARGV[a + 1])
-  local factsT, factsM, facts = tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4]
-  a = a + 5
-  if n == nil or factsT == nil or a + 5 * n - 1 > #ARGV then return -1 end
-  meta = readMeta(h)
   if meta.st == nil or earlier(factsT, factsM, meta.st, meta.sm) then
     meta.s, meta.st, meta.sm = facts, factsT, factsM
   end
@@ -114,11 +112,9 @@ for i = 1, sessions do
     local id, t, kind, data, path = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
     a = a + 5
     local m = id .. '\t' .. kind
-    local state = 'o'
-    if kind == 'v' then state = 'V' elseif kind == 'e' then state = 'E' end
-    -- a held event keeps its payload behind its state, one field per event
-    local value = state
-    if kind ~= 'o' then value = data end
+    -- a held event's value is its state and payload (data); any other event keeps only 'o'
+    local value = data
+    if kind == 'o' then value = 'o' end
     if redis.call('HSETNX', h, id, value) == 0 then
       duplicates = duplicates + 1
     else
@@ -153,7 +149,7 @@ for i = 1, sessions do
           meta.ee, meta.ea = m, now
         end
         if gap then meta.lb, meta.lbt, meta.lbs = nil, nil, nil end
-        if isBoundary(kind) then meta.lb, meta.lbt, meta.lbs = m, t, state end
+        if isBoundary(kind) then meta.lb, meta.lbt, meta.lbs = m, t, string.sub(data, 1, 1) end
         meta.lt, meta.lm = t, m
       else
         -- slow path: the event lands among known ones (reordering, late arrival)
@@ -189,13 +185,7 @@ for i = 1, sessions do
   end
   flushSession()
   meta.la = now
-  -- due: the earliest finite emit time, or the finalisation deadline (see closeAt)
-  local at = now + TIMEOUT + GRACE
-  if meta.ee ~= nil and meta.ee == meta.lm and meta.ea + GRACE < at then at = meta.ea + GRACE end
-  local first = redis.call('ZRANGE', p, 0, 0, 'WITHSCORES')
-  local fs = tonumber(first[2])
-  if fs and fs < at then at = fs end
-  redis.call('ZADD', due, at, member)
+  redis.call('ZADD', due, dueAt(meta, p), member)
   -- safety TTLs: set when the session (re)opens and again once a quarter of
   -- bufferTtlMs has passed on the buffer clock (the worker's is the wall
   -- clock); p's whenever it was (re)created, as it vanishes when emptied

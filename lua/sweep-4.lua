@@ -47,7 +47,7 @@ for i = 1, sessions do
     -- finalised already, or expired by the safety TTL: nothing is held
     redis.call('ZREM', due, member)
   else
-    local closing = now >= closeAt(z, meta)
+    local closing = now >= closeAt(meta)
     local members
     if closing then
       members = redis.call('ZRANGE', p, 0, -1)
@@ -78,7 +78,7 @@ for i = 1, sessions do
         redis.call('DEL', z, h)
       end
     else
-      redis.call('ZADD', due, dueAt(z, meta, p), member)
+      redis.call('ZADD', due, dueAt(meta, p), member)
       writeMeta(h, meta)
     end
   end

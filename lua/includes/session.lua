@@ -210,9 +210,10 @@ end
 -- while that session_end is the last event known (events after it start a
 -- new visit), or after it went idle for sessionTimeoutMs; going idle settles
 -- the D2 durations, and a settled row waits graceMs like any other (O1).
-local function closeAt(z, M)
+-- (lm, the last event, is kept by every ingest call.)
+local function closeAt(M)
   local at = M.la + TIMEOUT + GRACE
-  if M.ee and M.ea + GRACE < at and redis.call('ZRANK', z, M.ee) == redis.call('ZCARD', z) - 1 then at = M.ea + GRACE end
+  if M.ee and M.ee == M.lm and M.ea + GRACE < at then at = M.ea + GRACE end
   return at
 end
 
@@ -228,8 +229,8 @@ end
 -- When the sweeper should next look at the session: its earliest finite
 -- emit time, or its finalisation deadline.
 -- (An empty p no longer exists, so its TTL must be set again when it returns: pk.)
-local function dueAt(z, M, p)
-  local at = closeAt(z, M)
+local function dueAt(M, p)
+  local at = closeAt(M)
   local first = redis.call('ZRANGE', p, 0, 0, 'WITHSCORES')
   local s = tonumber(first[2])
   if s == nil then M.pk = nil end
