@@ -27,6 +27,20 @@ describe('ingest-4.lua', () => {
     expect((await readyRows(services.redis, buffer)).map((x) => x.id)).toEqual(['c']);
     const live = await buffer.sessionView('p1', 's1');
     expect(live.events.find((e) => e.id === 'a')?.state).toBe('unsettled');
+    expect(live.lastArrivalAt).toBe(new Date(T0).toISOString());
+  });
+
+  it('shows the live view of a session from its packed metadata: last arrival and session_end arrival', async () => {
+    await buffer.ingest([view('a', 0)], T0);
+    await buffer.ingest([ev({ id: 'end', createdAtMs: T0 + 4_000, kind: 'e' })], T0 + 7_000);
+    await buffer.ingest([ev({ id: 'c', createdAtMs: T0 + 4_500, kind: 'o' })], T0 + 9_000);
+    const live = await buffer.sessionView('p1', 's1');
+    expect(live).toMatchObject({ state: 'open', lastArrivalAt: new Date(T0 + 9_000).toISOString(), sessionEndArrivalAt: new Date(T0 + 7_000).toISOString() });
+    expect(live.events.map((e) => [e.id, e.state])).toEqual([
+      ['a', 'settled'],
+      ['end', 'settled'],
+      ['c', 'emitted'],
+    ]);
   });
 
   it('drops an id it has seen before, when called twice with the same events', async () => {
