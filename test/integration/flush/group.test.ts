@@ -139,10 +139,22 @@ describe('group inserts', () => {
     await emptyEverywhere();
     // the batches left the group and went in on their own, each under its own token
     expect(inserts.length).toBeGreaterThan(1);
-    // had the dead flusher come back before the acknowledgements, its commit would have been refused
-    await services.redis.hset(buffer.shardKeys(0).batchMeta, 'id', 'B0', 'aborted', 'G1');
-    await services.redis.set(buffer.shardKeys(0).lease, 'dead');
-    expect(await step(0, 'commit', list)).toEqual([0]);
+  });
+
+  it('refuses the commit of a group a recoverer has asked about, even to the flusher that still holds the lease', async () => {
+    await readyClicks(200);
+    const sk = (shard: number) => buffer.shardKeys(shard);
+    for (const shard of [0, 1]) {
+      await scripts.claimBatch.run(services.redis, [sk(shard).ready, sk(shard).batch, sk(shard).batchMeta, sk(shard).lease], ['slow', 60_000, `B${shard}`, 1_000, 1 << 20]);
+    }
+    const step = (shard: number, mode: string, owner: string, members = ''): Promise<unknown> =>
+      scripts.flushGroup.run(services.redis, [sk(shard).batchMeta, sk(shard).lease], [mode, `B${shard}`, 'G2', owner, members]);
+    expect(await step(1, 'join', 'slow', '0:B0,1:B1')).toEqual([1]);
+    // a recoverer finds B1 in G2 and asks the leader before the slow flusher committed: not committed, so aborted
+    expect(await step(0, 'resolve', 'other')).toEqual([0]);
+    expect(await step(0, 'commit', 'slow', '0:B0,1:B1')).toEqual([0]);
+    // without the question, the same commit goes through
+    expect(await scripts.flushGroup.run(services.redis, [sk(0).batchMeta, sk(0).lease], ['commit', 'B0', 'G3', 'slow', '0:B0'])).toEqual([1]);
   });
 
   it('stores each row once when two flushers with short leases group the same shards at the same time', async () => {
