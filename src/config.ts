@@ -5,7 +5,7 @@
  * the variable, the value (secrets redacted) and the expected form.
  */
 import path from 'node:path';
-import { ConfigError } from './errors.ts';
+import { ConfigError } from './errors.js';
 
 export interface Config {
   /** Redis connection URL; `rediss://` for TLS, user and password in the URL. @defaultValue `redis://127.0.0.1:6379` */

@@ -12,11 +12,11 @@
  *   same events held again under the listpack settings the README recommends
  *   (CONFIG SET for the measurement, the old values put back).
  */
-import type { BufferSettings } from '../config.ts';
-import { SessionBuffer } from '../buffer/session-buffer.ts';
-import { loadScript } from '../buffer/scripts.ts';
-import type { NormalizedEvent } from '../event/normalize.ts';
-import { deleteByPrefix, type RedisClient } from '../ops/redis.ts';
+import type { BufferSettings } from '../config.js';
+import { SessionBuffer } from '../buffer/session-buffer.js';
+import { loadScript } from '../buffer/scripts.js';
+import type { NormalizedEvent } from '../event/normalize.js';
+import { deleteByPrefix, type RedisClient } from '../ops/redis.js';
 
 export interface BufferBenchResult {
   events: number;

@@ -10,11 +10,11 @@
  */
 import { Readable } from 'node:stream';
 import { ulid } from 'ulid';
-import { SessionBuffer } from '../buffer/session-buffer.ts';
-import { queryRows, type ClickHouse } from '../clickhouse/client.ts';
-import type { Config } from '../config.ts';
-import { Flusher, flusherOptions } from '../flush/flusher.ts';
-import { deleteByPrefix, type RedisClient } from '../ops/redis.ts';
+import { SessionBuffer } from '../buffer/session-buffer.js';
+import { queryRows, type ClickHouse } from '../clickhouse/client.js';
+import type { Config } from '../config.js';
+import { Flusher, flusherOptions } from '../flush/flusher.js';
+import { deleteByPrefix, type RedisClient } from '../ops/redis.js';
 
 export interface FlushBenchResult {
   flushRows: number;

@@ -13,11 +13,11 @@
  * still succeeds (to within 5 %).
  */
 import { Readable } from 'node:stream';
-import { computeSessionRows, type SessionEvent } from '../buffer/durations.ts';
-import { queryRows, type ClickHouse } from '../clickhouse/client.ts';
-import { toDots } from '../event/dots.ts';
-import { formatDateTime } from '../event/normalize.ts';
-import type { GeneratedEvent } from '../generate/model.ts';
+import { computeSessionRows, type SessionEvent } from '../buffer/durations.js';
+import { queryRows, type ClickHouse } from '../clickhouse/client.js';
+import { toDots } from '../event/dots.js';
+import { formatDateTime } from '../event/normalize.js';
+import type { GeneratedEvent } from '../generate/model.js';
 
 export interface StorageBenchResult {
   events: number;

@@ -14,20 +14,20 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, Worker } from 'bullmq';
 import { ulid } from 'ulid';
-import { settlingEvents } from '../buffer/durations.ts';
-import { SessionBuffer } from '../buffer/session-buffer.ts';
-import { queryRows, type ClickHouse } from '../clickhouse/client.ts';
-import type { Config } from '../config.ts';
-import { Flusher, flusherOptions } from '../flush/flusher.ts';
-import { eventsBySession, type GeneratedEvent } from '../generate/model.ts';
-import { createLogger } from '../ops/log.ts';
-import { Metrics } from '../ops/metrics.ts';
-import { deleteByPrefix, type RedisClient } from '../ops/redis.ts';
-import { JOB_BATCH, JOB_EVENT } from '../queue/jobs.ts';
-import { waitUntilDrained } from '../queue/drain.ts';
-import { Producer } from '../queue/producer.ts';
-import { WorkerService } from '../queue/worker-service.ts';
-import { quantile } from './buffer-bench.ts';
+import { settlingEvents } from '../buffer/durations.js';
+import { SessionBuffer } from '../buffer/session-buffer.js';
+import { queryRows, type ClickHouse } from '../clickhouse/client.js';
+import type { Config } from '../config.js';
+import { Flusher, flusherOptions } from '../flush/flusher.js';
+import { eventsBySession, type GeneratedEvent } from '../generate/model.js';
+import { createLogger } from '../ops/log.js';
+import { Metrics } from '../ops/metrics.js';
+import { deleteByPrefix, type RedisClient } from '../ops/redis.js';
+import { JOB_BATCH, JOB_EVENT } from '../queue/jobs.js';
+import { waitUntilDrained } from '../queue/drain.js';
+import { Producer } from '../queue/producer.js';
+import { WorkerService } from '../queue/worker-service.js';
+import { quantile } from './buffer-bench.js';
 
 export interface WorkerBenchResult {
   bullmqNoopJobsPerSec: number;

@@ -17,7 +17,7 @@
  *   `screenViews` is the number of screen_views in that visit.
  * - every other event: duration NULL, screenViews 0.
  */
-import type { EventKind } from '../event/normalize.ts';
+import type { EventKind } from '../event/normalize.js';
 
 export interface SessionEvent {
   id: string;

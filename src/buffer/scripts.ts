@@ -12,8 +12,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ScriptError } from '../errors.ts';
-import type { RedisClient } from '../ops/redis.ts';
+import { ScriptError } from '../errors.js';
+import type { RedisClient } from '../ops/redis.js';
 
 /** Negative return codes of the scripts (see each script's header). */
 export const ScriptCode = {

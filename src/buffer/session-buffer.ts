@@ -20,11 +20,11 @@
  * whoever sweeps next continues. Shutdown: nothing is finalised early; held
  * sessions stay for the other replicas (or the next start).
  */
-import type { BufferSettings } from '../config.ts';
-import type { NormalizedEvent } from '../event/normalize.ts';
-import { BufferKeys, sessionMember, shardOf, type ShardKeys } from './keys.ts';
-import { expectArray, scripts } from './scripts.ts';
-import type { RedisClient } from '../ops/redis.ts';
+import type { BufferSettings } from '../config.js';
+import type { NormalizedEvent } from '../event/normalize.js';
+import { BufferKeys, sessionMember, shardOf, type ShardKeys } from './keys.js';
+import { expectArray, scripts } from './scripts.js';
+import type { RedisClient } from '../ops/redis.js';
 
 export interface IngestResult {
   accepted: number;

@@ -4,18 +4,19 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { ulid } from 'ulid';
-import { benchBuffer, benchGrowth, type BufferBenchResult, type GrowthPoint } from '../bench/buffer-bench.ts';
-import { benchFlush, type FlushBenchResult } from '../bench/flush-bench.ts';
-import { benchStorage, rowsFor } from '../bench/storage-bench.ts';
-import { benchEndToEnd, benchWorker, type EndToEndResult, type WorkerBenchResult } from '../bench/worker-bench.ts';
-import { openClickHouse, queryRows, type ClickHouse } from '../clickhouse/client.ts';
-import { migrate } from '../clickhouse/migrate.ts';
-import { loadConfig } from '../config.ts';
-import { normalizeEvent } from '../event/normalize.ts';
-import { generateEvents } from '../generate/model.ts';
-import { connectRedis } from '../ops/redis.ts';
-import { startRedisServer } from '../ops/redis-server.ts';
-import { out, table } from './output.ts';
+import { benchBuffer, benchGrowth, type BufferBenchResult, type GrowthPoint } from '../bench/buffer-bench.js';
+import { benchFlush, type FlushBenchResult } from '../bench/flush-bench.js';
+import { benchStorage, rowsFor } from '../bench/storage-bench.js';
+import { benchEndToEnd, benchWorker, type EndToEndResult, type WorkerBenchResult } from '../bench/worker-bench.js';
+import { openClickHouse, queryRows, type ClickHouse } from '../clickhouse/client.js';
+import { migrate } from '../clickhouse/migrate.js';
+import { loadConfig } from '../config.js';
+import { normalizeEvent } from '../event/normalize.js';
+import { generateEvents } from '../generate/model.js';
+import { connectRedis } from '../ops/redis.js';
+import { startRedisServer } from '../ops/redis-server.js';
+import { int } from './flags.js';
+import { out, table } from './output.js';
 
 /** Mean events per generated session (measured on the model); used to size the run. */
 const EVENTS_PER_SESSION = 8.4;
@@ -28,12 +29,12 @@ export function registerBench(program: Command): void {
         'no-op BullMQ worker, on a private redis-server. storage: the optimised schema and views against a naive table',
     )
     .argument('[suite]', 'pipeline | storage', 'pipeline')
-    .option('--events <n>', 'events to generate (pipeline: 100 000, storage: 1 000 000)', (v) => Number(v))
-    .option('--runs <n>', 'storage: timed runs per query (the median is reported)', (v) => Number(v), 5)
+    .option('--events <n>', 'events to generate (pipeline: 100 000, storage: 1 000 000)', int(1))
+    .option('--runs <n>', 'storage: timed runs per query (the median is reported)', int(1, 1_000), 5)
     .option('--quick', 'a short run (20 000 events)', false)
     .option('--json', 'print one JSON object', false)
     .option('--redis-url <url>', 'use this Redis instead of starting one (only keys under a unique prefix are written and removed)')
-    .option('--worker-events <n>', 'events for the worker measurements', (v) => Number(v), 20_000)
+    .option('--worker-events <n>', 'events for the worker measurements', int(1), 20_000)
     .action(async (suite: string, opts: { events?: number; runs: number; quick: boolean; json: boolean; redisUrl?: string; workerEvents: number }) => {
       if (suite === 'storage') {
         await storageSuite(opts);

@@ -3,12 +3,12 @@
  * the worker entry point) where clients are created.
  */
 import os from 'node:os';
-import { SessionBuffer } from '../buffer/session-buffer.ts';
-import { openClickHouse, type ClickHouse } from '../clickhouse/client.ts';
-import { migrate } from '../clickhouse/migrate.ts';
-import type { Config } from '../config.ts';
-import { Flusher, flusherOptions } from '../flush/flusher.ts';
-import { connectRedis, redisTarget, type RedisClient } from '../ops/redis.ts';
+import { SessionBuffer } from '../buffer/session-buffer.js';
+import { openClickHouse, type ClickHouse } from '../clickhouse/client.js';
+import { migrate } from '../clickhouse/migrate.js';
+import type { Config } from '../config.js';
+import { Flusher, flusherOptions } from '../flush/flusher.js';
+import { connectRedis, redisTarget, type RedisClient } from '../ops/redis.js';
 
 export interface Pipeline {
   redis: RedisClient;

@@ -1,13 +1,14 @@
 import type { Command } from 'commander';
 import { ulid } from 'ulid';
-import { queryRows } from '../clickhouse/client.ts';
-import { loadConfig, type Config } from '../config.ts';
-import { generateEvents } from '../generate/model.ts';
-import { connectRedis, deleteByPrefix } from '../ops/redis.ts';
-import { startRedisServer, type RedisServerHandle } from '../ops/redis-server.ts';
-import { replay } from '../replay/replay.ts';
-import { openPipeline } from './context.ts';
-import { err, out, table } from './output.ts';
+import { queryRows } from '../clickhouse/client.js';
+import { loadConfig, type Config } from '../config.js';
+import { defaultStartMs, generateEvents } from '../generate/model.js';
+import { connectRedis, deleteByPrefix } from '../ops/redis.js';
+import { startRedisServer, type RedisServerHandle } from '../ops/redis-server.js';
+import { replay } from '../replay/replay.js';
+import { openPipeline } from './context.js';
+import { int } from './flags.js';
+import { err, out, table } from './output.js';
 
 async function* asLines(items: readonly unknown[]): AsyncGenerator<string> {
   for (const item of items) yield JSON.stringify(item);
@@ -29,8 +30,8 @@ export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description('generate sessions, replay them through the buffer into embedded ClickHouse, print pages with time on page')
-    .option('--sessions <n>', 'number of sessions to generate', (v) => Number(v), 3_000)
-    .option('--seed <s>', 'random seed', (v) => Number(v), 7)
+    .option('--sessions <n>', 'number of sessions to generate', int(1), 3_000)
+    .option('--seed <s>', 'random seed', int(), 7)
     .action(async (opts: { sessions: number; seed: number }) => {
       const base = loadConfig(process.env);
       const redis = await demoRedis(base);
@@ -38,7 +39,8 @@ export function registerDemo(program: Command): void {
       const config: Config = { ...base, redisUrl: redis.url, clickhouseDatabase: `${base.clickhouseDatabase}_demo`, keyPrefix: `demo-${ulid()}` };
       const where = config.clickhouseUrl ? 'ClickHouse server' : `embedded ClickHouse in ${config.dataDir}`;
       out(`demo: ${opts.sessions} sessions (seed ${opts.seed}) -> Redis session buffer -> ${where}, database ${config.clickhouseDatabase}`);
-      const events = generateEvents({ sessions: opts.sessions, seed: opts.seed });
+      // sessions of the last hours, so `report pages` with its default range (the last 30 days) shows them
+      const events = generateEvents({ sessions: opts.sessions, seed: opts.seed, startMs: defaultStartMs(opts.sessions, Date.now()) });
       // a fresh demo database each run (the views' aggregates would otherwise accumulate)
       const pipeline = await openPipeline(config, { fresh: true });
       try {
@@ -65,7 +67,7 @@ export function registerDemo(program: Command): void {
                   uniqExact(sessionId) AS sessions FROM ${db}.events`,
         );
         out(`\nrows in ClickHouse: ${JSON.stringify(totals)}`);
-        out(`try: CLICKHOUSE_DATABASE=${db} npx event-lens report pages --project acme-shop --from 2026-09-01 --to 2026-12-31`);
+        out(`try: CLICKHOUSE_DATABASE=${db} npx event-lens report pages --project acme-shop`);
         out(`     npx event-lens query "SELECT name, count() FROM ${db}.events GROUP BY name"`);
       } finally {
         await deleteByPrefix(pipeline.redis, `${config.keyPrefix}:`);

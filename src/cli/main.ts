@@ -3,22 +3,35 @@
  * flags and calls into the rest of the code. Errors print one line (or the
  * list of config problems) to stderr and exit 1.
  */
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { EventLensError } from '../errors.ts';
-import { registerBench } from './bench.ts';
-import { registerDemo } from './demo.ts';
-import { registerGenerate } from './generate.ts';
-import { registerMigrate } from './migrate.ts';
-import { registerMigrateLegacy } from './migrate-legacy.ts';
-import { err } from './output.ts';
-import { registerQuery } from './query.ts';
-import { registerReplay } from './replay.ts';
-import { registerReport } from './report.ts';
-import { registerStatus } from './status.ts';
-import { registerWorker } from './worker.ts';
+import { EventLensError } from '../errors.js';
+import { registerBench } from './bench.js';
+import { registerDemo } from './demo.js';
+import { registerGenerate } from './generate.js';
+import { registerMigrate } from './migrate.js';
+import { registerMigrateLegacy } from './migrate-legacy.js';
+import { err } from './output.js';
+import { registerQuery } from './query.js';
+import { registerReplay } from './replay.js';
+import { registerReport } from './report.js';
+import { registerStatus } from './status.js';
+import { registerWorker } from './worker.js';
+
+// output into a closed pipe (`event-lens query … | head -1`) ends quietly: the reader has what it wanted
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+}
+
+/** The package's version, from package.json (two levels above both src/cli and dist/cli). */
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command('event-lens')
   .description('Event Lens: BullMQ in, Redis Lua session buffer with page durations, ClickHouse out')
+  .version(version, '-V, --version', 'print the version')
   .showHelpAfterError();
 
 registerReplay(program);

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { Presets, SingleBar } from 'cli-progress';
-import { openClickHouse } from '../clickhouse/client.ts';
-import { dropLegacy, migrateLegacy, rollbackLegacy } from '../clickhouse/legacy.ts';
-import { loadConfig } from '../config.ts';
-import { out } from './output.ts';
+import { openClickHouse } from '../clickhouse/client.js';
+import { dropLegacy, migrateLegacy, rollbackLegacy } from '../clickhouse/legacy.js';
+import { loadConfig } from '../config.js';
+import { out } from './output.js';
 
 export function registerMigrateLegacy(program: Command): void {
   program

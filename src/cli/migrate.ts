@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { openClickHouse } from '../clickhouse/client.ts';
-import { migrate } from '../clickhouse/migrate.ts';
-import { loadConfig } from '../config.ts';
-import { out } from './output.ts';
+import { openClickHouse } from '../clickhouse/client.js';
+import { migrate } from '../clickhouse/migrate.js';
+import { loadConfig } from '../config.js';
+import { out } from './output.js';
 
 export function registerMigrate(program: Command): void {
   program

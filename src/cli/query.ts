@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { openClickHouse } from '../clickhouse/client.ts';
-import { loadConfig } from '../config.ts';
+import { openClickHouse } from '../clickhouse/client.js';
+import { loadConfig } from '../config.js';
 
 export function registerQuery(program: Command): void {
   program

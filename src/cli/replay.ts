@@ -1,11 +1,11 @@
 import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
-import { loadConfig } from '../config.ts';
-import { enqueueStream } from '../replay/enqueue.ts';
-import { readLineBytes } from '../replay/lines.ts';
-import { replay, type ClockKind } from '../replay/replay.ts';
-import { openPipeline } from './context.ts';
-import { err, out } from './output.ts';
+import { loadConfig } from '../config.js';
+import { enqueueStream } from '../replay/enqueue.js';
+import { readLineBytes } from '../replay/lines.js';
+import { replay, type ClockKind } from '../replay/replay.js';
+import { openPipeline } from './context.js';
+import { err, out } from './output.js';
 
 /** The lines of a file (or stdin for "-"), as bytes: invalid UTF-8 is reported per line, not replaced. */
 function readLines(file: string): AsyncIterable<Uint8Array> {

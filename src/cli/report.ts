@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
-import { openClickHouse } from '../clickhouse/client.ts';
-import { parseWhere, type Filter } from '../clickhouse/filters.ts';
-import { REPORTS, runReport, type ReportName } from '../clickhouse/reports.ts';
-import { loadConfig } from '../config.ts';
-import { out, table } from './output.ts';
+import { openClickHouse } from '../clickhouse/client.js';
+import { parseWhere, type Filter } from '../clickhouse/filters.js';
+import { REPORTS, runReport, type ReportName } from '../clickhouse/reports.js';
+import { loadConfig } from '../config.js';
+import { int } from './flags.js';
+import { err, out, table } from './output.js';
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 const isoDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
@@ -17,7 +18,7 @@ export function registerReport(program: Command): void {
     .option('--from <YYYY-MM-DD>', 'first day (default: 30 days ago)')
     .option('--to <YYYY-MM-DD>', 'last day (default: today)')
     .option('--where <expr>', 'filter on raw events: key=value, key!=value, key~=regex, key^=prefix, key*=text, key>n, key<n, key? (repeatable; keys that are not columns are properties)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option('--limit <n>', 'rows', (v) => Number(v), 20)
+    .option('--limit <n>', 'rows', int(1, 100_000), 20)
     .option('--json', 'print JSONEachRow', false)
     .action(async (name: string, opts: { project: string; from?: string; to?: string; where: string[]; limit: number; json: boolean }) => {
       if (!(REPORTS as readonly string[]).includes(name)) throw new Error(`report ${JSON.stringify(name)}: expected one of ${REPORTS.join(', ')}`);
@@ -33,6 +34,8 @@ export function registerReport(program: Command): void {
         const rows = await runReport(ch, name as ReportName, { projectId: opts.project, from, to, where, limit: opts.limit });
         if (opts.json) for (const r of rows) out(JSON.stringify(r));
         else out(table(rows));
+        // an empty report says which range it read, so a stream outside it is easy to spot
+        if (rows.length === 0) err(`report ${name}: no rows for project ${JSON.stringify(opts.project)} from ${from} to ${to} (UTC days; set --from/--to for another range)`);
       } finally {
         await ch.close();
       }

@@ -1,9 +1,21 @@
 import { Queue } from 'bullmq';
 import type { Command } from 'commander';
-import { SessionBuffer } from '../buffer/session-buffer.ts';
-import { loadConfig } from '../config.ts';
-import { bullConnection, connectRedis, redisTarget, releaseBullConnection, type RedisClient } from '../ops/redis.ts';
-import { out, table } from './output.ts';
+import { SessionBuffer } from '../buffer/session-buffer.js';
+import { loadConfig } from '../config.js';
+import { bullConnection, connectRedis, redisTarget, releaseBullConnection, type RedisClient } from '../ops/redis.js';
+import { out, table } from './output.js';
+
+/** What each buffer counter counts (summed over the shards since the keys were created). */
+export const COUNTER_MEANINGS: Record<string, string> = {
+  accepted: 'events taken into the buffer (valid, not duplicates)',
+  duplicate: 'events dropped because their id was seen before in the session (retries)',
+  late: 'events that arrived after their neighbours were written (still written)',
+  held: 'screen_view rows held right now, waiting for their duration or grace',
+  emitted: 'event rows whose duration settled and moved to the ready list',
+  finalised: 'sessions ended (session_end + grace, or idle); each writes one sessions row',
+  flushed: 'rows ClickHouse confirmed: event rows and sessions rows together',
+  dead: 'rows ClickHouse rejected as bad data, kept in the dead-letter lists',
+};
 
 export function registerStatus(program: Command): void {
   program
@@ -52,7 +64,8 @@ export function registerStatus(program: Command): void {
           ),
         );
         out('');
-        out(Object.entries(stats).map(([k, v]) => `${k}=${v}`).join(' ') || 'no counters yet');
+        const counters = Object.entries(stats).map(([counter, value]) => ({ counter, value, counts: COUNTER_MEANINGS[counter] ?? '' }));
+        out(counters.length > 0 ? table(counters) : 'no counters yet');
       } finally {
         redis.disconnect();
       }

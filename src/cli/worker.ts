@@ -1,28 +1,28 @@
 import type { Command } from 'commander';
-import { SessionBuffer } from '../buffer/session-buffer.ts';
-import { observeScripts } from '../buffer/scripts.ts';
-import { openClickHouse, type ClickHouse } from '../clickhouse/client.ts';
-import { migrate } from '../clickhouse/migrate.ts';
-import { loadConfig, redactUrl } from '../config.ts';
-import { Flusher, flusherOptions } from '../flush/flusher.ts';
-import { faultsFromEnv } from '../ops/faults.ts';
-import { createLogger } from '../ops/log.ts';
-import { Metrics, serveHealth } from '../ops/metrics.ts';
-import { connectRedis, redisTarget } from '../ops/redis.ts';
-import { checkRedisSafety } from '../ops/redis-safety.ts';
-import { WorkerService, type Role } from '../queue/worker-service.ts';
-import { flusherOwner } from './context.ts';
+import { SessionBuffer } from '../buffer/session-buffer.js';
+import { observeScripts } from '../buffer/scripts.js';
+import { openClickHouse, type ClickHouse } from '../clickhouse/client.js';
+import { migrate } from '../clickhouse/migrate.js';
+import { loadConfig, redactUrl } from '../config.js';
+import { Flusher, flusherOptions } from '../flush/flusher.js';
+import { faultsFromEnv } from '../ops/faults.js';
+import { createLogger } from '../ops/log.js';
+import { Metrics, serveHealth } from '../ops/metrics.js';
+import { connectRedis, redisTarget } from '../ops/redis.js';
+import { checkRedisSafety } from '../ops/redis-safety.js';
+import { WorkerService, type Role } from '../queue/worker-service.js';
+import { flusherOwner } from './context.js';
+import { choice, int } from './flags.js';
 
 export function registerWorker(program: Command): void {
   program
     .command('worker')
     .description('consume BullMQ jobs into the session buffer, sweep, and flush to ClickHouse (stop with SIGTERM)')
-    .option('--role <role>', 'all: everything; ingest: jobs + sweeping; flush: sweeping + ClickHouse inserts', 'all')
-    .option('--concurrency <n>', 'jobs processed at once (WORKER_CONCURRENCY)', (v) => Number(v))
+    .option('--role <role>', 'all: everything; ingest: jobs + sweeping; flush: sweeping + ClickHouse inserts', choice<Role>('all', 'ingest', 'flush'), 'all' as Role)
+    .option('--concurrency <n>', 'jobs processed at once (WORKER_CONCURRENCY)', int(1, 1_000))
     .option('--allow-eviction', 'run even if Redis may evict keys (loses events under memory pressure)', false)
-    .action(async (opts: { role: string; concurrency?: number; allowEviction: boolean }) => {
-      if (!['all', 'ingest', 'flush'].includes(opts.role)) throw new Error(`--role ${JSON.stringify(opts.role)}: expected all, ingest or flush`);
-      const role = opts.role as Role;
+    .action(async (opts: { role: Role; concurrency?: number; allowEviction: boolean }) => {
+      const role = opts.role;
       const base = loadConfig(process.env);
       const config = opts.concurrency ? { ...base, workerConcurrency: opts.concurrency } : base;
       const log = createLogger(config.logLevel).child({ component: 'worker', role });

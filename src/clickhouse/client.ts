@@ -11,13 +11,33 @@
 import { mkdirSync, openSync, closeSync, writeFileSync, readFileSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
-import { createChdbConnection } from 'chdb/connection';
-import { redactUrl, type Config } from '../config.ts';
-import { EventLensError } from '../errors.ts';
-import { readEndpoint, serveEmbedded } from './embedded-endpoint.ts';
-import { EMBEDDED_SETTING_DEFAULTS } from './settings.ts';
+import { redactUrl, type Config } from '../config.js';
+import { EventLensError } from '../errors.js';
+import { readEndpoint, serveEmbedded } from './embedded-endpoint.js';
+import { EMBEDDED_SETTING_DEFAULTS } from './settings.js';
 
 type ChdbAsClientConnection = NonNullable<Parameters<typeof createClient>[0]>['connection'];
+
+/**
+ * The embedded engine is an optional dependency (about 540 MB): a producer, or a
+ * worker for a ClickHouse server, installs without it (`npm i --omit=optional`).
+ * It is loaded only when the embedded default is used.
+ */
+async function loadChdb(): Promise<typeof import('chdb/connection')> {
+  try {
+    return await import('chdb/connection');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+      throw new EventLensError(
+        'EMBEDDED_MISSING',
+        'the embedded ClickHouse engine (npm package chdb) is not installed: set CLICKHOUSE_URL to a ClickHouse server, or run `npm install chdb`',
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+}
 
 export interface ClickHouse {
   client: ClickHouseClient;
@@ -101,6 +121,7 @@ export async function openClickHouse(
   mkdirSync(config.dataDir, { recursive: true });
   const shared = readEndpoint(config.dataDir);
   if (shared) return serverClient(shared.url, config.clickhouseDatabase, 'shared');
+  const { createChdbConnection } = await loadChdb();
   const unlock = lockDataDir(config.dataDir);
   try {
     // chdb types its connection against its own copy of @clickhouse/client-common;

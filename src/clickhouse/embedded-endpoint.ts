@@ -23,7 +23,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { EMBEDDED_SETTING_DEFAULTS } from './settings.ts';
+import { EMBEDDED_SETTING_DEFAULTS } from './settings.js';
 
 /** URL parameters that are part of the protocol, not settings. */
 const PROTOCOL_PARAMS = new Set(['query', 'database', 'query_id', 'session_id', 'session_timeout', 'session_check', 'default_format', 'user', 'password', 'role']);

@@ -22,10 +22,10 @@
  * command again after the switch with --rollback, then again).
  */
 import { Readable } from 'node:stream';
-import { toDots } from '../event/dots.ts';
-import { EventLensError } from '../errors.ts';
-import { queryRows, type ClickHouse } from './client.ts';
-import { loadMigrations, renderTemplate } from './migrate.ts';
+import { toDots } from '../event/dots.js';
+import { EventLensError } from '../errors.js';
+import { queryRows, type ClickHouse } from './client.js';
+import { loadMigrations, renderTemplate } from './migrate.js';
 
 export interface LegacyOptions {
   newestFirst: boolean;

@@ -16,8 +16,8 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MigrationError } from '../errors.ts';
-import { queryRows, type ClickHouse } from './client.ts';
+import { MigrationError } from '../errors.js';
+import { queryRows, type ClickHouse } from './client.js';
 
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
 

@@ -3,8 +3,8 @@
  * thousand pre-aggregated rows); with filters they run the same report on the
  * events table, filters built by buildFilters (parameters only).
  */
-import { buildFilters, type Filter } from './filters.ts';
-import { queryRows, type ClickHouse } from './client.ts';
+import { buildFilters, type Filter } from './filters.js';
+import { queryRows, type ClickHouse } from './client.js';
 
 export const REPORTS = ['pages', 'referrers', 'daily'] as const;
 export type ReportName = (typeof REPORTS)[number];

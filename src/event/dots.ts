@@ -14,7 +14,7 @@
  * Output objects have no prototype, so keys such as `__proto__` and
  * `constructor` are plain data and can never write to Object.prototype.
  */
-import { isWellFormed, LIMITS } from './limits.ts';
+import { isWellFormed, LIMITS } from './limits.js';
 
 /** Flattened properties: a prototype-free record of string values. */
 export type DottedProperties = Record<string, string>;

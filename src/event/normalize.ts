@@ -6,10 +6,10 @@
  * the row (see lua/ingest-3.lua).
  */
 import { ulid } from 'ulid';
-import { ValidationError, type ValidationIssue } from '../errors.ts';
-import { DotsError, toDots, type DottedProperties } from './dots.ts';
-import { LIMITS } from './limits.ts';
-import { eventSchema, parseCreatedAt, type RawEvent } from './schema.ts';
+import { ValidationError, type ValidationIssue } from '../errors.js';
+import { DotsError, toDots, type DottedProperties } from './dots.js';
+import { LIMITS } from './limits.js';
+import { eventSchema, parseCreatedAt, type RawEvent } from './schema.js';
 
 /** How the buffer treats an event: a screen view, a session end, or anything else. */
 export type EventKind = 'v' | 'e' | 'o';

@@ -6,11 +6,11 @@
  * as `__proto__` are never copied through an ordinary object.
  */
 import { z } from 'zod';
-import { isWellFormed, LIMITS } from './limits.ts';
+import { isWellFormed, LIMITS } from './limits.js';
 
 /** Event ids are opaque, but limited to characters that are safe in Redis members and logs. */
 export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
-const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
 /** Earliest accepted `createdAt`: older values are almost certainly a unit mistake (seconds for ms). */
 export const MIN_CREATED_AT_MS = Date.UTC(2000, 0, 1);
 
@@ -88,6 +88,29 @@ export const eventSchema = z.strictObject(
 
 export type RawEvent = z.infer<typeof eventSchema>;
 
+type Simplify<T> = { [K in keyof T]: T[K] } & {};
+
+/**
+ * An event as the ingestion API sends it (DESIGN §1), derived from the schema the
+ * worker validates with: a misspelt field or a wrong type is a compile error for
+ * a TypeScript caller. `properties` is any JSON object (checked by toDots).
+ */
+export type IncomingEvent = Simplify<Omit<z.input<typeof eventSchema>, 'properties'> & { properties?: Record<string, unknown> }>;
+
+/**
+ * Date.parse rolls impossible dates over (2026-02-30 becomes 2026-03-02), so the
+ * calendar fields are checked first; returns the rule broken, if any.
+ */
+function impossibleDate(m: RegExpExecArray): string | undefined {
+  const [year, month, day, hour, minute, second] = [1, 2, 3, 4, 5, 6].map((i) => Number(m[i] ?? 0)) as [number, number, number, number, number, number];
+  const daysInMonth = month >= 1 && month <= 12 ? new Date(Date.UTC(year, month, 0)).getUTCDate() : 0;
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth) {
+    return `must be a real calendar date (${m[1]}-${m[2]}-${m[3]} does not exist)`;
+  }
+  if (hour > 23 || minute > 59 || second > 59) return `must be a real time of day (${m[4]}:${m[5]}${m[6] ? `:${m[6]}` : ''} does not exist)`;
+  return undefined;
+}
+
 /** Parses `createdAt` into epoch milliseconds, or returns the rule it broke. */
 export function parseCreatedAt(value: string | number): number | string {
   let ms: number;
@@ -95,7 +118,10 @@ export function parseCreatedAt(value: string | number): number | string {
     if (!Number.isSafeInteger(value)) return 'epoch milliseconds must be an integer';
     ms = value;
   } else {
-    if (!ISO_8601.test(value)) return 'must be an ISO-8601 string with a time zone (e.g. 2026-01-31T12:00:00.000Z) or epoch milliseconds';
+    const m = ISO_8601.exec(value);
+    if (!m) return 'must be an ISO-8601 string with a time zone (e.g. 2026-01-31T12:00:00.000Z) or epoch milliseconds';
+    const impossible = impossibleDate(m);
+    if (impossible) return impossible;
     ms = Date.parse(value);
     if (Number.isNaN(ms)) return 'is not a valid date';
   }

@@ -38,15 +38,15 @@
  */
 import { Readable } from 'node:stream';
 import { ulid } from 'ulid';
-import type { ClickHouse } from '../clickhouse/client.ts';
-import { backoffMs, ClickHouseWriteError, isRetryable } from '../errors.ts';
-import type { ShardKeys } from '../buffer/keys.ts';
-import type { SessionBuffer } from '../buffer/session-buffer.ts';
-import { expectArray, scripts, ScriptCode } from '../buffer/scripts.ts';
-import type { Faults } from '../ops/faults.ts';
-import type { Metrics } from '../ops/metrics.ts';
-import type { Config } from '../config.ts';
-import type { RedisClient } from '../ops/redis.ts';
+import type { ClickHouse } from '../clickhouse/client.js';
+import { backoffMs, ClickHouseWriteError, isRetryable } from '../errors.js';
+import type { ShardKeys } from '../buffer/keys.js';
+import type { SessionBuffer } from '../buffer/session-buffer.js';
+import { expectArray, scripts, ScriptCode } from '../buffer/scripts.js';
+import type { Faults } from '../ops/faults.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { Config } from '../config.js';
+import type { RedisClient } from '../ops/redis.js';
 
 export interface FlusherOptions {
   /** Unique id of this flusher (lease owner). */

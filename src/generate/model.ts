@@ -12,8 +12,8 @@
  * `lateFraction` of events arrives much later (O2).
  */
 import { ulid } from 'ulid';
-import type { SessionEvent } from '../buffer/durations.ts';
-import { kindOf } from '../event/normalize.ts';
+import type { SessionEvent } from '../buffer/durations.js';
+import { kindOf } from '../event/normalize.js';
 
 export interface GenerateOptions {
   sessions: number;
@@ -163,6 +163,19 @@ function customProperties(r: Rand, name: string): Record<string, unknown> {
 }
 
 /** Generates the sessions and returns their events in arrival order. */
+/** How long the generated sessions' starts are spread over: about one new session every 0.4 s, at least an hour. */
+export const spanMsFor = (sessions: number): number => Math.max(3_600_000, sessions * 400);
+
+/**
+ * The start that makes a stream of `sessions` end before the current hour
+ * began (sessions last up to about an hour after they start), so reports over
+ * the last days show it and no event is in the future.
+ */
+export function defaultStartMs(sessions: number, nowMs: number): number {
+  const hour = 3_600_000;
+  return Math.floor(nowMs / hour) * hour - spanMsFor(sessions) - 2 * hour;
+}
+
 export function generateEvents(options: GenerateOptions): GeneratedEvent[] {
   const r = prng(options.seed);
   const startMs = options.startMs ?? Date.UTC(2026, 9, 1);
@@ -170,8 +183,7 @@ export function generateEvents(options: GenerateOptions): GeneratedEvent[] {
   const lateFraction = options.lateFraction ?? 0.002;
   const idleReturn = options.idleReturnFraction ?? 0.02;
   const timeoutMs = options.sessionTimeoutMs ?? 1_800_000;
-  // about one new session every 0.4 s, so sessions overlap as in real traffic
-  const spanMs = Math.max(3_600_000, options.sessions * 400);
+  const spanMs = spanMsFor(options.sessions);
   const out: { event: GeneratedEvent; arrival: number }[] = [];
   const id = (t: number): string => ulid(t, r);
 

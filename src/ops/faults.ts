@@ -9,7 +9,7 @@
  *                            ClickHouse were unreachable (retryable)
  */
 import { existsSync } from 'node:fs';
-import { ClickHouseWriteError } from '../errors.ts';
+import { ClickHouseWriteError } from '../errors.js';
 
 export interface Faults {
   /** Called before each insert; throws while ClickHouse is "down". */

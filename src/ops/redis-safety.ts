@@ -6,9 +6,9 @@
  * means a Redis crash loses everything since the last snapshot: a warning.
  */
 import type { Redis } from 'ioredis';
-import { masters, type RedisClient } from './redis.ts';
-import { EventLensError } from '../errors.ts';
-import type { Logger } from './log.ts';
+import { masters, type RedisClient } from './redis.js';
+import { EventLensError } from '../errors.js';
+import type { Logger } from './log.js';
 
 async function maxmemoryPolicy(redis: Redis): Promise<string> {
   try {

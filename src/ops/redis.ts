@@ -7,8 +7,8 @@
  * of letting a command hang while ioredis retries.
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { redactUrl } from '../config.ts';
-import { EventLensError } from '../errors.ts';
+import { redactUrl } from '../config.js';
+import { EventLensError } from '../errors.js';
 
 /** A single Redis or a Redis Cluster: the buffer, flusher and worker take either. */
 export type RedisClient = Redis | Cluster;
@@ -58,9 +58,13 @@ export function createRedis(where: RedisTarget | string, extra: RedisOptions = {
  * Workers wait for Redis indefinitely (BullMQ requires it); producers fail
  * fast so the ingestion API can answer "retry later".
  */
-export function bullConnection(where: RedisTarget | string, role: 'worker' | 'producer' = 'worker'): { url: string; maxRetriesPerRequest?: null } | Cluster {
+export function bullConnection(
+  where: RedisTarget | string,
+  role: 'worker' | 'producer' = 'worker',
+): { url: string; maxRetriesPerRequest?: null; enableOfflineQueue?: boolean } | Cluster {
   const t = target(where);
-  const retries = role === 'worker' ? { maxRetriesPerRequest: null } : {};
+  // a producer's commands fail at once while Redis is away instead of waiting in ioredis's offline queue
+  const retries = role === 'worker' ? { maxRetriesPerRequest: null } : { enableOfflineQueue: false };
   if (!t.cluster) return { url: t.url, ...retries };
   return createRedis(t, { ...retries, enableAutoPipelining: false, lazyConnect: false }) as Cluster;
 }

@@ -8,11 +8,24 @@
  * first job is still known. Job options keep Redis bounded: completed jobs
  * are dropped, failed ones kept up to a cap for inspection, and transient
  * failures are retried with exponential backoff.
+ *
+ * Bounded waits (DESIGN §3): the queue's connection does not queue commands
+ * while Redis is away (BullMQ's fail-fast pattern), and every call is raced
+ * against `enqueueTimeoutMs`, which also covers a Redis that was never
+ * reachable. A call that fails rejects with `EnqueueError` (`retryable:
+ * true`: answer "retry later"). A timed-out add may still land once Redis
+ * answers; re-sending the same events is harmless, because their ids are kept.
+ * The outage is reported once through `onError`, not once per reconnect.
  */
 import { Queue, type JobsOptions } from 'bullmq';
 import { ulid } from 'ulid';
-import { bullConnection, releaseBullConnection } from '../ops/redis.ts';
-import { JOB_BATCH, JOB_EVENT, MAX_BATCH_EVENTS, type BatchJobData, type EventJobData } from './jobs.ts';
+import { redactUrl } from '../config.js';
+import { EventLensError, isOutOfMemory } from '../errors.js';
+import type { IncomingEvent } from '../event/schema.js';
+import { bullConnection, releaseBullConnection } from '../ops/redis.js';
+import { JOB_BATCH, JOB_EVENT, MAX_BATCH_EVENTS, type BatchJobData, type EventJobData } from './jobs.js';
+
+export type { IncomingEvent };
 
 export interface ProducerOptions {
   /** Redis URL (`redis://` or `rediss://`). */
@@ -27,6 +40,27 @@ export interface ProducerOptions {
   keepFailed?: number;
   /** Completed jobs kept (with their results: counts and rejected events by index). @defaultValue 0 */
   keepCompleted?: number;
+  /** Longest wait of one enqueue call before it rejects with `EnqueueError` (code `ENQUEUE_TIMEOUT`). @defaultValue 5 000 */
+  enqueueTimeoutMs?: number;
+  /**
+   * Called once when Redis becomes unreachable (and again only after an enqueue
+   * succeeded in between), with one line that names the redacted URL and the
+   * cause. @defaultValue one line on stderr
+   */
+  onError?: (message: string) => void;
+}
+
+/** Why an enqueue failed: Redis did not answer in time, refused the write (OOM), or the connection is down. */
+export type EnqueueErrorCode = 'ENQUEUE_TIMEOUT' | 'ENQUEUE_REDIS_UNAVAILABLE' | 'ENQUEUE_OUT_OF_MEMORY' | 'ENQUEUE_CLOSED';
+
+/** An enqueue that did not reach the queue. Every one is worth retrying later with the same events. */
+export class EnqueueError extends EventLensError {
+  declare readonly code: EnqueueErrorCode;
+  readonly retryable = true;
+
+  constructor(code: EnqueueErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
 }
 
 export const DEFAULT_JOB_OPTIONS: JobsOptions = {
@@ -35,9 +69,6 @@ export const DEFAULT_JOB_OPTIONS: JobsOptions = {
   removeOnComplete: true,
   removeOnFail: { count: 10_000 },
 };
-
-/** An event as the ingestion API received it (validated by the worker, DESIGN §1). */
-export type IncomingEvent = object;
 
 function withId(event: IncomingEvent): Record<string, unknown> {
   if (event === null || typeof event !== 'object' || Array.isArray(event)) {
@@ -50,9 +81,18 @@ function withId(event: IncomingEvent): Record<string, unknown> {
 export class Producer {
   readonly queue: Queue;
   private readonly connection: ReturnType<typeof bullConnection>;
+  private readonly timeoutMs: number;
+  private readonly where: string;
+  private readonly report: (message: string) => void;
+  /** An outage was reported and Redis has not been ready since. */
+  private down = false;
+  private closed = false;
 
   constructor(options: ProducerOptions) {
     this.connection = bullConnection({ url: options.redisUrl, cluster: options.cluster ?? false }, 'producer');
+    this.timeoutMs = options.enqueueTimeoutMs ?? 5_000;
+    this.where = redactUrl(options.redisUrl);
+    this.report = options.onError ?? ((message) => process.stderr.write(`event-lens producer: ${message}\n`));
     this.queue = new Queue(options.queueName ?? 'events', {
       connection: this.connection,
       prefix: options.prefix ?? (options.cluster ? '{bull}' : 'bull'),
@@ -62,32 +102,77 @@ export class Producer {
         removeOnComplete: options.keepCompleted ? { count: options.keepCompleted } : true,
       },
     });
+    // without a listener, every reconnect attempt would print a stack
+    this.queue.on('error', (err: Error) => this.outage(err.message));
   }
 
-  /** Enqueues one event; returns its id. */
+  private outage(reason: string): void {
+    if (this.down || this.closed) return;
+    this.down = true;
+    this.report(`Redis at ${this.where} is unreachable (${reason}); enqueue calls reject within ${this.timeoutMs} ms until it is back`);
+  }
+
+  /** Runs one queue call within the timeout, turning its failure into an EnqueueError. */
+  private async bounded<T>(call: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new EnqueueError('ENQUEUE_CLOSED', 'the producer is closed');
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.outage(`no answer within ${this.timeoutMs} ms`);
+        reject(new EnqueueError('ENQUEUE_TIMEOUT', `Redis at ${this.where} did not accept the events within ${this.timeoutMs} ms; retry later`));
+      }, this.timeoutMs);
+    });
+    try {
+      const result = await Promise.race([call(), timeout]);
+      this.down = false; // Redis answered: the next outage is reported again
+      return result;
+    } catch (err) {
+      if (err instanceof EnqueueError) throw err;
+      if (isOutOfMemory(err)) {
+        throw new EnqueueError('ENQUEUE_OUT_OF_MEMORY', `Redis at ${this.where} is out of memory (noeviction); retry later`, { cause: err });
+      }
+      this.outage((err as Error).message);
+      throw new EnqueueError('ENQUEUE_REDIS_UNAVAILABLE', `Redis at ${this.where} is unavailable: ${(err as Error).message}; retry later`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Enqueues one event; returns its id. Rejects with `EnqueueError` within `enqueueTimeoutMs`. */
   async enqueueEvent(event: IncomingEvent): Promise<string> {
     const e = withId(event);
     const id = String(e.id);
     const data: EventJobData = { event: e };
     // a job id that is a plain string of safe characters; others get BullMQ's own
     const jobId = /^[A-Za-z0-9._-]{1,64}$/.test(id) ? `ev-${id}` : undefined;
-    await this.queue.add(JOB_EVENT, data, jobId ? { jobId } : {});
+    await this.bounded(() => this.queue.add(JOB_EVENT, data, jobId ? { jobId } : {}));
     return id;
   }
 
-  /** Enqueues events as batch jobs of at most MAX_BATCH_EVENTS; returns their ids in order. */
+  /**
+   * Enqueues events as batch jobs of at most MAX_BATCH_EVENTS; returns their ids in order.
+   * All the jobs go in one MULTI, so either every event is queued or none is.
+   */
   async enqueueBatch(events: readonly IncomingEvent[]): Promise<string[]> {
     const withIds = events.map(withId);
     const jobs: { name: string; data: BatchJobData }[] = [];
     for (let i = 0; i < withIds.length; i += MAX_BATCH_EVENTS) {
       jobs.push({ name: JOB_BATCH, data: { events: withIds.slice(i, i + MAX_BATCH_EVENTS) } });
     }
-    await this.queue.addBulk(jobs);
+    if (jobs.length > 0) await this.bounded(() => this.queue.addBulk(jobs));
     return withIds.map((e) => String(e.id));
   }
 
+  /** Closes the queue's connection; bounded like an enqueue (a dead Redis cannot hold it open). */
   async close(): Promise<void> {
-    await this.queue.close();
-    releaseBullConnection(this.connection);
+    if (this.closed) return;
+    this.closed = true;
+    const timer = setTimeout(() => void this.queue.disconnect().catch(() => {}), this.timeoutMs);
+    try {
+      await this.queue.close().catch(() => {});
+    } finally {
+      clearTimeout(timer);
+      releaseBullConnection(this.connection);
+    }
   }
 }

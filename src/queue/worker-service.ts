@@ -23,15 +23,15 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { IngestResult, SessionBuffer } from '../buffer/session-buffer.ts';
-import type { Config } from '../config.ts';
-import { isOutOfMemory, isTransientRedisError, ValidationError } from '../errors.ts';
-import { normalizeEvent, type NormalizedEvent } from '../event/normalize.ts';
-import type { Flusher } from '../flush/flusher.ts';
-import type { Logger } from '../ops/log.ts';
-import type { Metrics } from '../ops/metrics.ts';
-import { bullConnection, releaseBullConnection, type RedisTarget } from '../ops/redis.ts';
-import { JOB_BATCH, JOB_EVENT, type JobResult } from './jobs.ts';
+import type { IngestResult, SessionBuffer } from '../buffer/session-buffer.js';
+import type { Config } from '../config.js';
+import { isOutOfMemory, isTransientRedisError, ValidationError } from '../errors.js';
+import { normalizeEvent, type NormalizedEvent } from '../event/normalize.js';
+import type { Flusher } from '../flush/flusher.js';
+import type { Logger } from '../ops/log.js';
+import type { Metrics } from '../ops/metrics.js';
+import { bullConnection, releaseBullConnection, type RedisTarget } from '../ops/redis.js';
+import { JOB_BATCH, JOB_EVENT, type JobResult } from './jobs.js';
 
 export type Role = 'all' | 'ingest' | 'flush';
 export type WorkerState = 'created' | 'running' | 'paused' | 'stopping' | 'stopped';

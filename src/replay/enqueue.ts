@@ -4,11 +4,11 @@
  * are reported here; everything else is validated by the workers (an invalid
  * event is reported in its batch job's result, by index).
  */
-import type { Config } from '../config.ts';
-import { ValidationError } from '../errors.ts';
-import { decodeLine, isBlank } from './lines.ts';
-import { MAX_BATCH_EVENTS } from '../queue/jobs.ts';
-import { Producer } from '../queue/producer.ts';
+import type { Config } from '../config.js';
+import { ValidationError } from '../errors.js';
+import { decodeLine, isBlank } from './lines.js';
+import { MAX_BATCH_EVENTS } from '../queue/jobs.js';
+import { Producer, type IncomingEvent } from '../queue/producer.js';
 
 export interface EnqueueSummary {
   read: number;
@@ -26,7 +26,7 @@ export async function enqueueStream(
   const started = performance.now();
   const producer = new Producer({ redisUrl: config.redisUrl, cluster: config.redisCluster, queueName: config.queueName, prefix: config.queuePrefix });
   const s: EnqueueSummary = { read: 0, enqueued: 0, rejected: 0, jobs: 0, seconds: 0 };
-  let batch: Record<string, unknown>[] = [];
+  let batch: IncomingEvent[] = [];
   const send = async (): Promise<void> => {
     if (batch.length === 0) return;
     await producer.enqueueBatch(batch);
@@ -58,7 +58,8 @@ export async function enqueueStream(
         onInvalid(lineNo, 'event: must be a JSON object');
         continue;
       }
-      batch.push(value as Record<string, unknown>);
+      // only the shape is known here; the workers validate each event and report it by index
+      batch.push(value as IncomingEvent);
       if (batch.length >= MAX_BATCH_EVENTS) await send();
     }
     await send();

@@ -3,7 +3,7 @@
  * invalid UTF-8 is rejected with a reason (`decodeLine`) instead of being
  * turned into U+FFFD characters and stored.
  */
-import { ValidationError } from '../errors.ts';
+import { ValidationError } from '../errors.js';
 
 /** Splits a byte stream into lines (LF or CRLF), without decoding them. */
 export async function* readLineBytes(input: AsyncIterable<Buffer | string>): AsyncGenerator<Uint8Array> {

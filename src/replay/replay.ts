@@ -14,11 +14,11 @@
  * (every insert also feeds the dashboard views). --drain inserts the rest.
  */
 import type { Logger } from 'pino';
-import type { SessionBuffer } from '../buffer/session-buffer.ts';
-import { ValidationError } from '../errors.ts';
-import { normalizeLine, type NormalizedEvent } from '../event/normalize.ts';
-import { decodeLine, isBlank } from './lines.ts';
-import type { Flusher } from '../flush/flusher.ts';
+import type { SessionBuffer } from '../buffer/session-buffer.js';
+import { ValidationError } from '../errors.js';
+import { normalizeLine, type NormalizedEvent } from '../event/normalize.js';
+import { decodeLine, isBlank } from './lines.js';
+import type { Flusher } from '../flush/flusher.js';
 
 export type ClockKind = 'event' | 'wall';
 

@@ -15,12 +15,12 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Job } from 'bullmq';
-import { queryRows } from '../../src/clickhouse/client.ts';
-import { CLAMPED_PROPERTY } from '../../src/event/normalize.ts';
-import type { GeneratedEvent } from '../../src/generate/model.ts';
-import { JOB_EVENT, type JobResult } from '../../src/queue/jobs.ts';
-import { BIN } from './harness.ts';
-import type { Run, ScenarioSpec } from './scenarios.ts';
+import { queryRows } from '../../src/clickhouse/client.js';
+import { CLAMPED_PROPERTY } from '../../src/event/normalize.js';
+import type { GeneratedEvent } from '../../src/generate/model.js';
+import { JOB_EVENT, type JobResult } from '../../src/queue/jobs.js';
+import { BIN } from './harness.js';
+import type { Run, ScenarioSpec } from './scenarios.js';
 
 interface Bad {
   kind: string;

@@ -5,8 +5,8 @@
  */
 import { execFile } from 'node:child_process';
 import { Redis } from 'ioredis';
-import { startRedisServer, type RedisServerHandle } from '../../src/ops/redis-server.ts';
-import { sleep } from './harness.ts';
+import { startRedisServer, type RedisServerHandle } from '../../src/ops/redis-server.js';
+import { sleep } from './harness.js';
 
 export async function startCluster(masters: number, args: readonly string[] = []): Promise<RedisServerHandle[]> {
   const nodes: RedisServerHandle[] = [];

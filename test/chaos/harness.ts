@@ -15,13 +15,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
-import { computeSessionRows, type RowFigures } from '../../src/buffer/durations.ts';
-import { SessionBuffer } from '../../src/buffer/session-buffer.ts';
-import { openClickHouse, queryRows, type ClickHouse } from '../../src/clickhouse/client.ts';
-import { loadConfig, type Config } from '../../src/config.ts';
-import { pendingJobs } from '../../src/queue/drain.ts';
-import { eventsBySession, generateEvents, type GeneratedEvent } from '../../src/generate/model.ts';
-import type { RedisClient } from '../../src/ops/redis.ts';
+import { computeSessionRows, type RowFigures } from '../../src/buffer/durations.js';
+import { SessionBuffer } from '../../src/buffer/session-buffer.js';
+import { openClickHouse, queryRows, type ClickHouse } from '../../src/clickhouse/client.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { pendingJobs } from '../../src/queue/drain.js';
+import { eventsBySession, generateEvents, type GeneratedEvent } from '../../src/generate/model.js';
+import type { RedisClient } from '../../src/ops/redis.js';
 
 export { sleep };
 

@@ -5,8 +5,8 @@
  * scenario's own check failed.
  */
 import { Command } from 'commander';
-import type { ScenarioResult } from './harness.ts';
-import { SCENARIOS } from './suite.ts';
+import type { ScenarioResult } from './harness.js';
+import { SCENARIOS } from './suite.js';
 
 const program = new Command('test:chaos')
   .option('--events <n>', 'events per scenario (at least 100 000 for the full suite)', (v) => Number(v), 100_000)

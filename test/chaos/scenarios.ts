@@ -7,14 +7,14 @@
 import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
-import { SessionBuffer } from '../../src/buffer/session-buffer.ts';
-import type { RowFigures } from '../../src/buffer/durations.ts';
-import type { GeneratedEvent } from '../../src/generate/model.ts';
-import { bullConnection, connectRedis, masters, releaseBullConnection, type RedisClient } from '../../src/ops/redis.ts';
-import { startRedisServer, type RedisServerHandle } from '../../src/ops/redis-server.ts';
-import { waitUntilDrained } from '../../src/queue/drain.ts';
-import { Producer } from '../../src/queue/producer.ts';
-import { startCluster } from './cluster.ts';
+import { SessionBuffer } from '../../src/buffer/session-buffer.js';
+import type { RowFigures } from '../../src/buffer/durations.js';
+import type { GeneratedEvent } from '../../src/generate/model.js';
+import { bullConnection, connectRedis, masters, releaseBullConnection, type RedisClient } from '../../src/ops/redis.js';
+import { startRedisServer, type RedisServerHandle } from '../../src/ops/redis-server.js';
+import { waitUntilDrained } from '../../src/queue/drain.js';
+import { Producer, type IncomingEvent } from '../../src/queue/producer.js';
+import { startCluster } from './cluster.js';
 import {
   compare,
   drainBuffer,
@@ -25,7 +25,7 @@ import {
   Stack,
   stream,
   type ScenarioResult,
-} from './harness.ts';
+} from './harness.js';
 
 export interface ScenarioOptions {
   events: number;
@@ -100,7 +100,7 @@ async function enqueueAll(
     }
     for (let attempt = 0; ; attempt += 1) {
       try {
-        await producer.enqueueBatch(jobEvents);
+        await producer.enqueueBatch(jobEvents as IncomingEvent[]); // malformed on purpose in bad-input
         sent.jobs += 1;
         break;
       } catch {

@@ -1,7 +1,7 @@
 /** The scenarios in the order `npm run test:chaos` runs them. */
-import { badInput } from './bad-input.ts';
-import type { ScenarioResult } from './harness.ts';
-import { clickhouseOutage, flusherCrash, memoryPressure, redisCluster, redisRestart, replicaCrashes, runScenario, type ScenarioOptions } from './scenarios.ts';
+import { badInput } from './bad-input.js';
+import type { ScenarioResult } from './harness.js';
+import { clickhouseOutage, flusherCrash, memoryPressure, redisCluster, redisRestart, replicaCrashes, runScenario, type ScenarioOptions } from './scenarios.js';
 
 export interface Scenario {
   name: string;

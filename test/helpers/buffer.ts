@@ -1,9 +1,9 @@
 /** Small helpers shared by the buffer tests. */
 import type { Redis } from 'ioredis';
-import type { BufferSettings } from '../../src/config.ts';
-import type { SessionBuffer } from '../../src/buffer/session-buffer.ts';
-import { normalizeEvent, type NormalizedEvent } from '../../src/event/normalize.ts';
-import type { SessionEvent } from '../../src/buffer/durations.ts';
+import type { BufferSettings } from '../../src/config.js';
+import type { SessionBuffer } from '../../src/buffer/session-buffer.js';
+import { normalizeEvent, type NormalizedEvent } from '../../src/event/normalize.js';
+import type { SessionEvent } from '../../src/buffer/durations.js';
 
 export const T0 = Date.UTC(2026, 9, 1, 10, 0, 0);
 

@@ -19,9 +19,9 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { ulid } from 'ulid';
 import { afterAll, beforeAll } from 'vitest';
-import { openClickHouse, type ClickHouse } from '../../src/clickhouse/client.ts';
-import { migrate } from '../../src/clickhouse/migrate.ts';
-import { startRedisServer, type RedisServerHandle } from '../../src/ops/redis-server.ts';
+import { openClickHouse, type ClickHouse } from '../../src/clickhouse/client.js';
+import { migrate } from '../../src/clickhouse/migrate.js';
+import { startRedisServer, type RedisServerHandle } from '../../src/ops/redis-server.js';
 
 export interface TestRedis {
   url: string;

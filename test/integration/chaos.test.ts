@@ -4,8 +4,8 @@
  * all seven scenarios on 100 000 events each, is `npm run test:chaos`.
  */
 import { describe, expect, it } from 'vitest';
-import { badInput } from '../chaos/bad-input.ts';
-import { flusherCrash, redisCluster, redisRestart, runScenario, type ScenarioSpec } from '../chaos/scenarios.ts';
+import { badInput } from '../chaos/bad-input.js';
+import { flusherCrash, redisCluster, redisRestart, runScenario, type ScenarioSpec } from '../chaos/scenarios.js';
 
 const EVENTS = 10_000;
 

@@ -7,11 +7,11 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { computeSessionRows, type SessionEvent } from '../../../src/buffer/durations.ts';
-import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
-import type { NormalizedEvent } from '../../../src/event/normalize.ts';
-import { ev, figures, readyRows, settings, T0 } from '../../helpers/buffer.ts';
-import { useServices } from '../../helpers/services.ts';
+import { computeSessionRows, type SessionEvent } from '../../../src/buffer/durations.js';
+import { SessionBuffer } from '../../../src/buffer/session-buffer.js';
+import type { NormalizedEvent } from '../../../src/event/normalize.js';
+import { ev, figures, readyRows, settings, T0 } from '../../helpers/buffer.js';
+import { useServices } from '../../helpers/services.js';
 
 const GRACE = 100;
 const TIMEOUT = 1_000;

@@ -4,11 +4,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { computeSessionRows } from '../../../src/buffer/durations.ts';
-import { LuaScript, ScriptCode, scripts } from '../../../src/buffer/scripts.ts';
-import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
-import { ev, readyRows, settings, T0 } from '../../helpers/buffer.ts';
-import { useServices } from '../../helpers/services.ts';
+import { computeSessionRows } from '../../../src/buffer/durations.js';
+import { LuaScript, ScriptCode, scripts } from '../../../src/buffer/scripts.js';
+import { SessionBuffer } from '../../../src/buffer/session-buffer.js';
+import { ev, readyRows, settings, T0 } from '../../helpers/buffer.js';
+import { useServices } from '../../helpers/services.js';
 
 const services = useServices({ clickhouse: false });
 let buffer: SessionBuffer;

@@ -4,12 +4,12 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openClickHouse } from '../../../src/clickhouse/client.ts';
-import { testRedis, type TestRedis } from '../../helpers/services.ts';
+import { openClickHouse } from '../../../src/clickhouse/client.js';
+import { testRedis, type TestRedis } from '../../helpers/services.js';
 
 const BIN = path.resolve(import.meta.dirname, '../../../bin/event-lens.js');
 let redis: TestRedis;
@@ -46,9 +46,10 @@ afterAll(async () => {
 
 describe('event-lens CLI', () => {
   it('generate writes the same stream for the same seed and another for another seed', async () => {
-    const a = await cli(['generate', '--sessions', '50', '--seed', '4']);
-    const b = await cli(['generate', '--sessions', '50', '--seed', '4']);
-    const c = await cli(['generate', '--sessions', '50', '--seed', '5']);
+    const fixed = ['--start', '2026-10-01T00:00:00Z'];
+    const a = await cli(['generate', '--sessions', '50', '--seed', '4', ...fixed]);
+    const b = await cli(['generate', '--sessions', '50', '--seed', '4', ...fixed]);
+    const c = await cli(['generate', '--sessions', '50', '--seed', '5', ...fixed]);
     const sha = (s: string) => createHash('sha256').update(s).digest('hex');
     expect(a.code).toBe(0);
     expect(a.stdout.split('\n').length).toBeGreaterThan(100);
@@ -119,6 +120,73 @@ describe('event-lens CLI', () => {
     const r = await cli(['status'], { BUFFER_SHARDS: 'lots' });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('BUFFER_SHARDS="lots": expected an integer from 1 to 1024');
+  });
+
+  it('generate places its sessions in the hours before now by default, and at --start when given', async () => {
+    const times = (out: string) => out.trim().split('\n').map((l) => Date.parse((JSON.parse(l) as { createdAt: string }).createdAt));
+    const recent = times((await cli(['generate', '--sessions', '30'])).stdout);
+    const hourStart = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+    expect(Math.max(...recent)).toBeLessThanOrEqual(hourStart);
+    expect(Math.min(...recent)).toBeGreaterThan(Date.now() - 6 * 3_600_000);
+    const fixed = times((await cli(['generate', '--sessions', '30', '--start', '2026-10-01'])).stdout);
+    expect(Math.min(...fixed)).toBeGreaterThanOrEqual(Date.UTC(2026, 9, 1));
+    expect(Math.max(...fixed)).toBeLessThan(Date.UTC(2026, 9, 1, 6));
+  });
+
+  it('says which range an empty report read', async () => {
+    const r = await cli(['report', 'pages', '--project', 'nobody', '--from', '2026-01-01', '--to', '2026-01-31']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe('(no rows)');
+    expect(r.stderr).toContain('no rows for project "nobody" from 2026-01-01 to 2026-01-31');
+  });
+
+  it('says what each status counter counts', async () => {
+    const file = path.join(dataDir, 'counted.ndjson');
+    writeFileSync(file, `${JSON.stringify({ id: 'c1', projectId: 'shop', sessionId: 'counted', name: 'screen_view', createdAt: '2026-10-03T09:00:00Z' })}\n`);
+    expect((await cli(['replay', file, '--drain'])).code).toBe(0);
+    const r = await cli(['status']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/flushed\s+\d+\s+rows ClickHouse confirmed: event rows and sessions rows together/);
+    expect(r.stdout).toMatch(/accepted\s+\d+\s+events taken into the buffer/);
+  });
+
+  it('answers --version with the package version', async () => {
+    const r = await cli(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../../../package.json'), 'utf8')).version);
+  });
+
+  it.each([
+    ['worker', '--concurrency', 'abc'],
+    ['worker', '--role', 'everything'],
+    ['generate', '--sessions', '-3'],
+    ['report', 'pages', '--project', 'p', '--limit', '1e99'],
+    ['demo', '--sessions', 'ten'],
+  ])('rejects %s %s %s naming the flag and the rule', async (...args) => {
+    const r = await cli(args);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`option '${args.at(-2)}`);
+    expect(r.stderr).toContain(`argument '${args.at(-1)}' is invalid. expected`);
+  });
+
+  it.each([
+    ['query', 'SELECT number FROM numbers(300000)', '| head -c 10'],
+    ['generate', '--sessions', '2000', '| head -1'],
+    ['status', '| true'],
+    ['migrate', '--dry-run', '| true'],
+  ])('ends quietly with status 0 when its output pipe closes: %s', async (...parts) => {
+    const reader = parts.pop() as string;
+    const args = parts.map((a) => `'${a}'`).join(' ');
+    const r = await new Promise<Run>((resolve) => {
+      execFile(
+        'bash',
+        ['-c', `set -o pipefail; '${process.execPath}' '${BIN}' ${args} ${reader} > /dev/null`],
+        { env: { PATH: process.env.PATH ?? '', REDIS_URL: redis.url, EVENT_LENS_DATA_DIR: dataDir, BUFFER_KEY_PREFIX: redis.prefix, LOG_LEVEL: 'warn' } },
+        (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+    expect(r.stderr).not.toContain('EPIPE');
+    expect(r.code).toBe(0);
   });
 
   it('has --help on every subcommand', async () => {

@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openClickHouse, queryRows, type ClickHouse } from '../../../src/clickhouse/client.ts';
-import { readEndpoint } from '../../../src/clickhouse/embedded-endpoint.ts';
+import { openClickHouse, queryRows, type ClickHouse } from '../../../src/clickhouse/client.js';
+import { readEndpoint } from '../../../src/clickhouse/embedded-endpoint.js';
 
 let dir: string;
 let owner: ClickHouse;

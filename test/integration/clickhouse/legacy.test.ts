@@ -6,11 +6,11 @@
  */
 import { Readable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { queryRows, type ClickHouse } from '../../../src/clickhouse/client.ts';
-import { dropLegacy, legacyProperties, migrateLegacy, rollbackLegacy } from '../../../src/clickhouse/legacy.ts';
-import { toDots } from '../../../src/event/dots.ts';
-import { generateEvents } from '../../../src/generate/model.ts';
-import { useServices } from '../../helpers/services.ts';
+import { queryRows, type ClickHouse } from '../../../src/clickhouse/client.js';
+import { dropLegacy, legacyProperties, migrateLegacy, rollbackLegacy } from '../../../src/clickhouse/legacy.js';
+import { toDots } from '../../../src/event/dots.js';
+import { generateEvents } from '../../../src/generate/model.js';
+import { useServices } from '../../helpers/services.js';
 
 const services = useServices({ clickhouse: true });
 let ch: ClickHouse;

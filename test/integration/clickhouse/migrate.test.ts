@@ -2,10 +2,10 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryRows } from '../../../src/clickhouse/client.ts';
-import { migrate, MIGRATIONS_DIR, splitStatements } from '../../../src/clickhouse/migrate.ts';
-import { MigrationError } from '../../../src/errors.ts';
-import { testClickHouse, type TestClickHouse } from '../../helpers/services.ts';
+import { queryRows } from '../../../src/clickhouse/client.js';
+import { migrate, MIGRATIONS_DIR, splitStatements } from '../../../src/clickhouse/migrate.js';
+import { MigrationError } from '../../../src/errors.js';
+import { testClickHouse, type TestClickHouse } from '../../helpers/services.js';
 
 let clickhouse: TestClickHouse;
 const dirs: string[] = [];

@@ -3,14 +3,14 @@
  * filters with hostile values run as plain data against real ClickHouse.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
-import { queryRows } from '../../../src/clickhouse/client.ts';
-import { runReport } from '../../../src/clickhouse/reports.ts';
-import { Flusher } from '../../../src/flush/flusher.ts';
-import { generateEvents } from '../../../src/generate/model.ts';
-import { replay } from '../../../src/replay/replay.ts';
-import { settings } from '../../helpers/buffer.ts';
-import { useServices } from '../../helpers/services.ts';
+import { SessionBuffer } from '../../../src/buffer/session-buffer.js';
+import { queryRows } from '../../../src/clickhouse/client.js';
+import { runReport } from '../../../src/clickhouse/reports.js';
+import { Flusher } from '../../../src/flush/flusher.js';
+import { generateEvents } from '../../../src/generate/model.js';
+import { replay } from '../../../src/replay/replay.js';
+import { settings } from '../../helpers/buffer.js';
+import { useServices } from '../../helpers/services.js';
 
 const services = useServices({ clickhouse: true });
 const range = { from: '2026-09-01', to: '2026-12-31', limit: 1_000 };

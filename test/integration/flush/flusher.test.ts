@@ -2,15 +2,15 @@
  * The flusher against real Redis and real ClickHouse: rows leave Redis only
  * after ClickHouse confirmed them, and a batch inserted twice is stored once.
  */
-import { createClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { scripts } from '../../../src/buffer/scripts.ts';
-import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
-import { queryRows } from '../../../src/clickhouse/client.ts';
-import { ClickHouseWriteError } from '../../../src/errors.ts';
-import { Flusher, type FlusherOptions } from '../../../src/flush/flusher.ts';
-import { ev, settings, T0 } from '../../helpers/buffer.ts';
-import { useServices } from '../../helpers/services.ts';
+import { scripts } from '../../../src/buffer/scripts.js';
+import { SessionBuffer } from '../../../src/buffer/session-buffer.js';
+import { queryRows } from '../../../src/clickhouse/client.js';
+import { ClickHouseWriteError } from '../../../src/errors.js';
+import { Flusher, type FlusherOptions } from '../../../src/flush/flusher.js';
+import { ev, settings, T0 } from '../../helpers/buffer.js';
+import { useServices } from '../../helpers/services.js';
 
 const services = useServices({ clickhouse: true });
 let buffer: SessionBuffer;
@@ -75,7 +75,7 @@ describe('Flusher', () => {
 
   it('keeps the batch in Redis while ClickHouse is unreachable, then inserts it once it is back', async () => {
     await readyClicks(6);
-    const down = { ...services.clickhouse.ch, client: createClient({ url: 'http://127.0.0.1:1', request_timeout: 500 }) };
+    const down = { ...services.clickhouse.ch, client: createClient({ url: 'http://127.0.0.1:1', request_timeout: 500, log: { level: ClickHouseLogLevel.OFF } }) };
     const failing = new Flusher(services.redis, buffer, down, { ...options('a'), maxAttempts: 2 }, async () => {});
     const error = await failing.flushShard(0).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ClickHouseWriteError);

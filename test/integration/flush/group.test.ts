@@ -5,13 +5,13 @@
  * ClickHouse rejecting a row) ends with each row stored exactly once.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
-import { scripts } from '../../../src/buffer/scripts.ts';
-import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
-import { queryRows } from '../../../src/clickhouse/client.ts';
-import { Flusher, type FlusherOptions } from '../../../src/flush/flusher.ts';
-import type { Faults } from '../../../src/ops/faults.ts';
-import { ev, settings, T0 } from '../../helpers/buffer.ts';
-import { useServices } from '../../helpers/services.ts';
+import { scripts } from '../../../src/buffer/scripts.js';
+import { SessionBuffer } from '../../../src/buffer/session-buffer.js';
+import { queryRows } from '../../../src/clickhouse/client.js';
+import { Flusher, type FlusherOptions } from '../../../src/flush/flusher.js';
+import type { Faults } from '../../../src/ops/faults.js';
+import { ev, settings, T0 } from '../../helpers/buffer.js';
+import { useServices } from '../../helpers/services.js';
 
 const services = useServices({ clickhouse: true });
 const SHARDS = 4;

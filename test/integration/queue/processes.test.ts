@@ -10,11 +10,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
-import { loadConfig } from '../../../src/config.ts';
-import { generateEvents } from '../../../src/generate/model.ts';
-import { Producer } from '../../../src/queue/producer.ts';
-import { useServices } from '../../helpers/services.ts';
+import { SessionBuffer } from '../../../src/buffer/session-buffer.js';
+import { loadConfig } from '../../../src/config.js';
+import { generateEvents } from '../../../src/generate/model.js';
+import { Producer } from '../../../src/queue/producer.js';
+import { useServices } from '../../helpers/services.js';
 
 const BIN = path.resolve(import.meta.dirname, '../../../bin/event-lens.js');
 const services = useServices({ clickhouse: false });

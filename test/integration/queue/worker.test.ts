@@ -5,20 +5,20 @@
  */
 import { Queue, type Job } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
-import { computeSessionRows, type SessionEvent } from '../../../src/buffer/durations.ts';
-import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
-import { queryRows } from '../../../src/clickhouse/client.ts';
-import { loadConfig, type Config } from '../../../src/config.ts';
-import { Flusher } from '../../../src/flush/flusher.ts';
-import { generateEvents, prng } from '../../../src/generate/model.ts';
-import { createLogger } from '../../../src/ops/log.ts';
-import { Metrics } from '../../../src/ops/metrics.ts';
-import { checkRedisSafety } from '../../../src/ops/redis-safety.ts';
-import { waitUntilDrained } from '../../../src/queue/drain.ts';
-import { JOB_BATCH } from '../../../src/queue/jobs.ts';
-import { Producer } from '../../../src/queue/producer.ts';
-import { WorkerService, type Role } from '../../../src/queue/worker-service.ts';
-import { testRedis, useServices } from '../../helpers/services.ts';
+import { computeSessionRows, type SessionEvent } from '../../../src/buffer/durations.js';
+import { SessionBuffer } from '../../../src/buffer/session-buffer.js';
+import { queryRows } from '../../../src/clickhouse/client.js';
+import { loadConfig, type Config } from '../../../src/config.js';
+import { Flusher } from '../../../src/flush/flusher.js';
+import { generateEvents, prng } from '../../../src/generate/model.js';
+import { createLogger } from '../../../src/ops/log.js';
+import { Metrics } from '../../../src/ops/metrics.js';
+import { checkRedisSafety } from '../../../src/ops/redis-safety.js';
+import { waitUntilDrained } from '../../../src/queue/drain.js';
+import { JOB_BATCH } from '../../../src/queue/jobs.js';
+import { Producer, type IncomingEvent } from '../../../src/queue/producer.js';
+import { WorkerService, type Role } from '../../../src/queue/worker-service.js';
+import { testRedis, useServices } from '../../helpers/services.js';
 
 const services = useServices({ clickhouse: true });
 const log = createLogger('silent');
@@ -138,7 +138,9 @@ describe('WorkerService', () => {
     const { producer, queue, worker, idle, buffer } = setup();
     await worker('ingest');
     const ok = (id: string) => ({ id, projectId: 'p', sessionId: 's', name: 'click', createdAt: '2026-10-01T10:00:00Z' });
-    await producer.enqueueBatch([ok('a'), { id: 'b', projectId: 'p', name: 'click' }, ok('c'), { id: 'd', projectId: '', name: 'x', createdAt: 1 }]);
+    // the missing createdAt is on purpose: the worker, not the compiler, must catch it here
+    const noCreatedAt = { id: 'b', projectId: 'p', name: 'click' } as unknown as IncomingEvent;
+    await producer.enqueueBatch([ok('a'), noCreatedAt, ok('c'), { id: 'd', projectId: '', name: 'x', createdAt: 1 }]);
     await idle();
     const [done] = await queue.getCompleted();
     expect(done?.returnvalue).toMatchObject({

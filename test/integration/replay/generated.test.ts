@@ -5,14 +5,14 @@
  * model of DESIGN §2 computes from the same events.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { computeSessionRows, type SessionEvent } from '../../../src/buffer/durations.ts';
-import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
-import { queryRows } from '../../../src/clickhouse/client.ts';
-import { Flusher } from '../../../src/flush/flusher.ts';
-import { generateEvents } from '../../../src/generate/model.ts';
-import { replay } from '../../../src/replay/replay.ts';
-import { settings } from '../../helpers/buffer.ts';
-import { useServices } from '../../helpers/services.ts';
+import { computeSessionRows, type SessionEvent } from '../../../src/buffer/durations.js';
+import { SessionBuffer } from '../../../src/buffer/session-buffer.js';
+import { queryRows } from '../../../src/clickhouse/client.js';
+import { Flusher } from '../../../src/flush/flusher.js';
+import { generateEvents } from '../../../src/generate/model.js';
+import { replay } from '../../../src/replay/replay.js';
+import { settings } from '../../helpers/buffer.js';
+import { useServices } from '../../helpers/services.js';
 
 const services = useServices({ clickhouse: true });
 

@@ -8,12 +8,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SessionBuffer } from '../../../src/buffer/session-buffer.ts';
-import { queryRows } from '../../../src/clickhouse/client.ts';
-import { Flusher } from '../../../src/flush/flusher.ts';
-import { replay } from '../../../src/replay/replay.ts';
-import { settings } from '../../helpers/buffer.ts';
-import { useServices } from '../../helpers/services.ts';
+import { SessionBuffer } from '../../../src/buffer/session-buffer.js';
+import { queryRows } from '../../../src/clickhouse/client.js';
+import { Flusher } from '../../../src/flush/flusher.js';
+import { replay } from '../../../src/replay/replay.js';
+import { settings } from '../../helpers/buffer.js';
+import { useServices } from '../../helpers/services.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures');
 

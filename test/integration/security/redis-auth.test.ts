@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, startRedisServer, type RedisServerHandle } from '../../../src/ops/redis-server.ts';
+import { freePort, startRedisServer, type RedisServerHandle } from '../../../src/ops/redis-server.js';
 
 const BIN = path.resolve(import.meta.dirname, '../../../bin/event-lens.js');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'event-lens-sec-'));

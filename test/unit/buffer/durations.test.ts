@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { computeSessionRows, settlingEvents, type SessionEvent } from '../../../src/buffer/durations.ts';
+import { computeSessionRows, settlingEvents, type SessionEvent } from '../../../src/buffer/durations.js';
 
 const T = 30 * 60_000;
 const s = 1_000;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BufferKeys, parseSessionMember, sessionMember, shardOf } from '../../../src/buffer/keys.ts';
+import { BufferKeys, parseSessionMember, sessionMember, shardOf } from '../../../src/buffer/keys.js';
 
 describe('buffer keys', () => {
   it('round-trips any project and session id through the session member', () => {
@@ -33,7 +33,7 @@ describe('buffer keys', () => {
 
 describe('SessionBuffer.parseSessionArg', () => {
   it('splits <projectId>/<sessionId> at the first slash and rejects other forms', async () => {
-    const { SessionBuffer } = await import('../../../src/buffer/session-buffer.ts');
+    const { SessionBuffer } = await import('../../../src/buffer/session-buffer.js');
     expect(SessionBuffer.parseSessionArg('shop/a/b')).toEqual({ projectId: 'shop', sessionId: 'a/b' });
     expect(() => SessionBuffer.parseSessionArg('shop')).toThrow(/expected <projectId>\/<sessionId>/);
     expect(() => SessionBuffer.parseSessionArg('/s')).toThrow(/expected/);

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { buildFilters, FilterError, parseWhere } from '../../../src/clickhouse/filters.ts';
+import { buildFilters, FilterError, parseWhere } from '../../../src/clickhouse/filters.js';
 
 const INJECTIONS = [
   "x' OR 1=1 --",

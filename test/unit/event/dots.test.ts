@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DotsError, fromDots, toDots } from '../../../src/event/dots.ts';
+import { DotsError, fromDots, toDots } from '../../../src/event/dots.js';
 
 /** Nested objects with dot-free, non-empty keys and string leaves: the domain where fromDots inverts toDots. */
 const key = fc.string({ minLength: 1, maxLength: 8 }).filter((k) => !k.includes('.'));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ValidationError } from '../../../src/errors.ts';
-import { CLAMPED_PROPERTY, normalizeEvent, normalizeLine } from '../../../src/event/normalize.ts';
+import { ValidationError } from '../../../src/errors.js';
+import { CLAMPED_PROPERTY, normalizeEvent, normalizeLine } from '../../../src/event/normalize.js';
 
 const now = Date.UTC(2026, 10, 25, 12, 0, 0);
 const opts = { receivedAtMs: now, maxFutureMs: 3_600_000 };
@@ -35,6 +35,10 @@ describe('normalizeEvent', () => {
     expect(row).not.toHaveProperty('duration');
   });
 
+  it('accepts a leap day in a leap year', () => {
+    expect(normalizeEvent({ ...base, createdAt: '2024-02-29T10:00:00Z' }, opts).createdAtMs).toBe(Date.UTC(2024, 1, 29, 10));
+  });
+
   it('clamps a createdAt far in the future to the receive time and flags it', () => {
     const e = normalizeEvent({ ...base, createdAt: '2030-01-01T00:00:00Z' }, opts);
     expect(e.clamped).toBe(true);
@@ -48,6 +52,11 @@ describe('normalizeEvent', () => {
     [{ ...base, name: undefined }, 'name: must be a string of 1..200 characters'],
     [{ ...base, createdAt: '2026-11-25 11:00' }, 'createdAt: must be an ISO-8601 string with a time zone'],
     [{ ...base, createdAt: 1_700_000_000 }, 'createdAt: must not be before 2000-01-01'],
+    [{ ...base, createdAt: '2026-02-30T00:00:00Z' }, 'createdAt: must be a real calendar date (2026-02-30 does not exist)'],
+    [{ ...base, createdAt: '2025-02-29T10:00:00Z' }, 'createdAt: must be a real calendar date (2025-02-29 does not exist)'],
+    [{ ...base, createdAt: '2026-13-01T10:00:00Z' }, 'createdAt: must be a real calendar date (2026-13-01 does not exist)'],
+    [{ ...base, createdAt: '2026-04-31T10:00:00+02:00' }, 'createdAt: must be a real calendar date (2026-04-31 does not exist)'],
+    [{ ...base, createdAt: '2026-04-30T24:00:00Z' }, 'createdAt: must be a real time of day (24:00:00 does not exist)'],
     [{ ...base, createdAt: true }, 'createdAt: must be an ISO-8601 string with a time zone or epoch milliseconds'],
     [{ ...base, id: 'has space' }, 'id: must be 1..64 characters of letters, digits'],
     [{ ...base, latitude: 91 }, 'latitude: must be a number from -90 to 90'],

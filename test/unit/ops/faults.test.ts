@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ClickHouseWriteError, isOutOfMemory, isTransientRedisError } from '../../../src/errors.ts';
-import { faultsFromEnv } from '../../../src/ops/faults.ts';
+import { ClickHouseWriteError, isOutOfMemory, isTransientRedisError } from '../../../src/errors.js';
+import { faultsFromEnv } from '../../../src/ops/faults.js';
 
 describe('faultsFromEnv', () => {
   it('is off unless EVENT_LENS_FAULTS is set, and names a bad entry', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeLine, isBlank, readLineBytes } from '../../../src/replay/lines.ts';
+import { decodeLine, isBlank, readLineBytes } from '../../../src/replay/lines.js';
 
 async function collect(chunks: (Buffer | string)[]): Promise<string[]> {
   const out: string[] = [];
