@@ -38,6 +38,8 @@ export class Metrics {
   readonly sweepLagSeconds = this.gauge('event_lens_sweep_lag_seconds', 'How far past its due time the most overdue session is');
   readonly leaseOwned = this.gauge('event_lens_lease_owned', '1 when this process holds the flush lease of the shard', ['shard']);
   readonly backpressure = this.gauge('event_lens_backpressure', '1 while job intake is paused: the backlog passed the high watermark, or Redis is at maxmemory');
+  readonly deadLetterRows = this.gauge('event_lens_dead_letter_rows', 'Rows in the dead-letter lists now (all shards), waiting for an operator');
+  readonly jobsFailed = this.counter('event_lens_jobs_failed_total', 'Failed job attempts (an attempt that will be retried counts too)', ['final']);
   readonly redisOom = this.counter('event_lens_redis_oom_total', 'ingest calls Redis refused with OOM (held and retried)');
 
   constructor() {

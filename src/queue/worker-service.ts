@@ -114,6 +114,8 @@ export class WorkerService {
         stalledInterval: Math.max(1_000, Math.floor(config.workerLockMs / 2)),
       });
       this.bull.on('failed', (job, err) => {
+        const final = job === undefined || job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === 'UnrecoverableError';
+        this.deps.metrics.jobsFailed.inc({ final: String(final) });
         this.deps.log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, error: err.message.slice(0, 300) }, 'job failed');
       });
       this.bull.on('error', (err) => this.deps.log.error({ error: err.message }, 'queue error'));
@@ -228,7 +230,9 @@ export class WorkerService {
     let rows = 0;
     let sessions = 0;
     let lag = 0;
+    let dead = 0;
     for (const b of backlog) {
+      dead += b.dead;
       rows += b.ready + b.inBatch;
       sessions += b.heldSessions;
       if (b.nextDueAt !== null) lag = Math.max(lag, now - b.nextDueAt);
@@ -237,6 +241,7 @@ export class WorkerService {
     metrics.heldSessions.set(sessions);
     metrics.heldEvents.set((await buffer.stats()).held ?? 0);
     metrics.sweepLagSeconds.set(lag / 1000);
+    metrics.deadLetterRows.set(dead);
     this.lastBacklog = rows;
 
     if (!this.bull) return;
