@@ -66,6 +66,24 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** BullMQ job lock: a job of a killed worker is retried after about 1.5 × this; keep that below graceMs. @defaultValue 5 000 */
   workerLockMs: number;
+  /** Longest wait of one producer enqueue (the ingestion server's and `replay --enqueue`'s) before it fails. @defaultValue 5 000 */
+  enqueueTimeoutMs: number;
+  /** Port of `event-lens serve` (its /metrics, /healthz and /readyz too). @defaultValue 3 000 */
+  port: number;
+  /** JSON file of the projects `serve` accepts (client ids, secrets, origins). @defaultValue unset */
+  projectsFile: string | undefined;
+  /** `serve` is behind a trusted proxy: client IP from X-Forwarded-For / x-client-ip, geo from its headers. @defaultValue false */
+  trustProxy: boolean;
+  /** MaxMind `.mmdb` city or country database for geo from the client IP. @defaultValue unset */
+  geoipDb: string | undefined;
+  /** `serve` coalesces requests into one batch job of at most this many events... @defaultValue 100 */
+  intakeBatchMaxEvents: number;
+  /** ...or what arrived within this window, whichever comes first. @defaultValue 5 */
+  intakeBatchWindowMs: number;
+  /** Largest request body `serve` reads, in bytes. @defaultValue 1 048 576 */
+  intakeMaxBodyBytes: number;
+  /** Most events in one `POST /v1/events` request. @defaultValue 1 000 */
+  intakeMaxRequestEvents: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -172,6 +190,15 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     sweepIntervalMs: r.int('SWEEP_INTERVAL_MS', 250, 10, 60_000),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 30_000, 0, 3_600_000),
     workerLockMs: r.int('WORKER_LOCK_MS', 5_000, 1_000, 600_000),
+    enqueueTimeoutMs: r.int('ENQUEUE_TIMEOUT_MS', 5_000, 100, 600_000),
+    port: r.int('PORT', 3_000, 0, 65_535),
+    projectsFile: r.string('EVENT_LENS_PROJECTS', '') || undefined,
+    trustProxy: r.bool('TRUST_PROXY', false),
+    geoipDb: r.string('GEOIP_DB', '') || undefined,
+    intakeBatchMaxEvents: r.int('INTAKE_BATCH_MAX_EVENTS', 100, 1, 1_000),
+    intakeBatchWindowMs: r.int('INTAKE_BATCH_WINDOW_MS', 5, 0, 10_000),
+    intakeMaxBodyBytes: r.int('INTAKE_MAX_BODY_BYTES', 1_048_576, 1_024, 64 * 1_048_576),
+    intakeMaxRequestEvents: r.int('INTAKE_MAX_REQUEST_EVENTS', 1_000, 1, 100_000),
     logLevel: r.string('LOG_LEVEL', 'info', new RegExp(`^(${LOG_LEVELS.join('|')})$`), `one of ${LOG_LEVELS.join(', ')}`),
   };
   if (config.bufferTtlMs < sessionTimeoutMs + graceMs) {

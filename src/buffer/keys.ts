@@ -97,3 +97,24 @@ export class BufferKeys {
     return { z: `${t}:z:${member}`, h: `${t}:h:${member}`, p: `${t}:p:${member}` };
   }
 }
+
+/**
+ * The ingestion server's keys (src/intake/), under the same prefix. A device's
+ * session record carries a hash tag of 256 buckets taken from the unsalted
+ * device fingerprint, so today's and yesterday's record of one visitor share a
+ * slot (one script call reads both) while devices spread over a cluster; the
+ * bucket reveals 8 bits, the key names nothing else that links two days.
+ */
+export class IntakeKeys {
+  constructor(readonly prefix: string) {}
+
+  /** STRING `<sessionId>\t<lastEventMs>` of a device id (lua/intakeSession-2.lua). */
+  device(bucket: string, deviceId: string): string {
+    return `${this.prefix}:{d${bucket}}:dev:${deviceId}`;
+  }
+
+  /** STRING the random salt of one UTC day (YYYY-MM-DD). */
+  salt(day: string): string {
+    return `${this.prefix}:{salt}:${day}`;
+  }
+}

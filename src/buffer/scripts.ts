@@ -85,7 +85,33 @@ export const scripts = {
   ackBatch: loadScript('ackBatch-4.lua'),
   flushGroup: loadScript('flushGroup-2.lua'),
   releaseLease: loadScript('releaseLease-1.lua'),
+  intakeSession: loadScript('intakeSession-2.lua'),
 } as const;
+
+/** Which of a visitor's two device records holds its session (lua/intakeSession-2.lua). */
+export interface IntakeSessionReply {
+  holder: 'today' | 'yesterday';
+  sessionId: string;
+}
+
+/**
+ * The ingestion server's session decision: the live session of the device's
+ * record under today's or yesterday's id, or `newSessionId` recorded under
+ * today's. Atomic, so replicas agree.
+ */
+export async function intakeSession(
+  redis: RedisClient,
+  keys: { today: string; yesterday: string },
+  args: { nowMs: number; timeoutMs: number; newSessionId: string; ttlMs: number },
+): Promise<IntakeSessionReply> {
+  const reply = expectArray(
+    scripts.intakeSession,
+    await scripts.intakeSession.run(redis, [keys.today, keys.yesterday], [args.nowMs, args.timeoutMs, args.newSessionId, args.ttlMs]),
+  );
+  const [holder, sessionId] = reply;
+  if ((holder !== 1 && holder !== 2) || typeof sessionId !== 'string') throw new ScriptError('intakeSession', `unexpected reply ${JSON.stringify(reply)}`);
+  return { holder: holder === 1 ? 'today' : 'yesterday', sessionId };
+}
 
 /** Fails loudly when a script returned a code, naming the script and the code. */
 export function expectArray(script: LuaScript, reply: unknown): unknown[] {

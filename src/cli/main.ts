@@ -15,6 +15,7 @@ import { err } from './output.js';
 import { registerQuery } from './query.js';
 import { registerReplay } from './replay.js';
 import { registerReport } from './report.js';
+import { registerServe } from './serve.js';
 import { registerStatus } from './status.js';
 import { registerWorker } from './worker.js';
 
@@ -44,6 +45,7 @@ registerStatus(program);
 registerDemo(program);
 registerBench(program);
 registerWorker(program);
+registerServe(program);
 
 try {
   await program.parseAsync(process.argv);
