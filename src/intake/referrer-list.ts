@@ -101,3 +101,19 @@ export const REFERRER_BRANDS: Readonly<Record<string, Source>> = {
   amazon: ['Amazon', 'shopping'],
   ebay: ['eBay', 'shopping'],
 };
+
+/** Android apps, which send `android-app://<package>/` as the referrer. */
+export const REFERRER_ANDROID_APPS: Readonly<Record<string, Source>> = {
+  'com.google.android.gm': ['Gmail', 'email'],
+  'com.google.android.googlequicksearchbox': ['Google', 'search'],
+  'com.google.android.youtube': ['YouTube', 'video'],
+  'com.facebook.katana': ['Facebook', 'social'],
+  'com.instagram.android': ['Instagram', 'social'],
+  'com.linkedin.android': ['LinkedIn', 'social'],
+  'com.twitter.android': ['X', 'social'],
+  'com.reddit.frontpage': ['Reddit', 'social'],
+  'com.slack': ['Slack', 'social'],
+  'org.telegram.messenger': ['Telegram', 'social'],
+  'com.whatsapp': ['WhatsApp', 'social'],
+  'com.microsoft.office.outlook': ['Outlook', 'email'],
+};

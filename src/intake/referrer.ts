@@ -11,7 +11,7 @@
  * OpenPanel's list is AGPL. The list is data, matched by host suffix
  * (`l.facebook.com` → facebook.com) or by brand under any TLD (`google.co.uk`).
  */
-import { REFERRER_BRANDS, REFERRER_HOSTS } from './referrer-list.js';
+import { REFERRER_ANDROID_APPS, REFERRER_BRANDS, REFERRER_HOSTS } from './referrer-list.js';
 
 export type ReferrerType = 'search' | 'social' | 'email' | 'video' | 'ai' | 'shopping' | 'link';
 
@@ -56,7 +56,7 @@ export function classifyReferrer(referrer: string | undefined, pageOrigin: strin
   }
   if (url.protocol === 'android-app:') {
     // Android apps send android-app://com.google.android.gm/
-    const known = lookupHost(url.hostname.split('.').reverse().join('.'));
+    const known = REFERRER_ANDROID_APPS[url.hostname];
     return { referrer, referrerName: known?.[0] ?? url.hostname, referrerType: known?.[1] ?? 'link' };
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return {};

@@ -31,6 +31,8 @@ export interface IntakeService {
   app: FastifyInstance;
   url: string;
   metrics: IntakeMetrics;
+  /** Reads the backlog and Redis state now instead of at the next tick (tests, and `bench http`). */
+  gateCheck(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -105,6 +107,7 @@ export async function startIntake(
     app,
     url: `http://127.0.0.1:${port}`,
     metrics,
+    gateCheck: () => gate.check(),
     stop: () =>
       (stopping ??= (async () => {
         await app.close();

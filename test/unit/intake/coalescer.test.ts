@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { Coalescer } from '../../../src/intake/coalescer.js';
+import type { IncomingEvent } from '../../../src/queue/producer.js';
+
+const ev = (name: string): IncomingEvent => ({ projectId: 'p', name, createdAt: 1 });
+
+describe('Coalescer', () => {
+  it('sends concurrent requests as one batch when the window ends', async () => {
+    const sent: string[][] = [];
+    const c = new Coalescer(async (events) => sent.push(events.map((e) => e.name)), { maxEvents: 100, windowMs: 20 });
+    await Promise.all([c.add([ev('a')]), c.add([ev('b'), ev('c')]), c.add([ev('d')])]);
+    expect(sent).toEqual([['a', 'b', 'c', 'd']]);
+  });
+
+  it('sends at maxEvents without waiting for the window, and never splits a request', async () => {
+    const sent: string[][] = [];
+    const c = new Coalescer(async (events) => sent.push(events.map((e) => e.name)), { maxEvents: 3, windowMs: 60_000 });
+    await Promise.all([c.add([ev('a'), ev('b')]), c.add([ev('c'), ev('d')]), c.add([ev('e')])]);
+    expect(sent).toEqual([['a', 'b'], ['c', 'd', 'e']]);
+  });
+
+  it('fails every request of a failed batch and no other', async () => {
+    let calls = 0;
+    const c = new Coalescer(
+      async () => {
+        calls += 1;
+        if (calls === 1) throw new Error('redis down');
+      },
+      { maxEvents: 2, windowMs: 60_000 },
+    );
+    const results = await Promise.allSettled([c.add([ev('a')]), c.add([ev('b')]), c.add([ev('c'), ev('d')])]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'fulfilled']);
+  });
+
+  it('flush sends what is collecting and waits for batches in flight', async () => {
+    const sent: string[][] = [];
+    const c = new Coalescer(
+      async (events) => {
+        await new Promise((r) => setTimeout(r, 30));
+        sent.push(events.map((e) => e.name));
+      },
+      { maxEvents: 100, windowMs: 60_000 },
+    );
+    const pending = c.add([ev('a')]);
+    await c.flush();
+    expect(sent).toEqual([['a']]);
+    await pending;
+  });
+});

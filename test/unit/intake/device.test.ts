@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { isBot, parseDevice } from '../../../src/intake/device.js';
+
+const CHROME_LINUX = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
+const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1';
+const IPAD = 'Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1';
+const PIXEL = 'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36';
+
+describe('parseDevice', () => {
+  it('reads a desktop browser', () => {
+    expect(parseDevice(CHROME_LINUX)).toEqual({ os: 'Linux', browser: 'Chrome', browserVersion: '131.0.0.0', device: 'desktop' });
+  });
+
+  it('reads phones and tablets with brand and model', () => {
+    expect(parseDevice(IPHONE)).toMatchObject({ os: 'iOS', osVersion: '17.5', browser: 'Mobile Safari', device: 'mobile', brand: 'Apple', model: 'iPhone' });
+    expect(parseDevice(IPAD)).toMatchObject({ os: 'iOS', device: 'tablet', brand: 'Apple', model: 'iPad' });
+    expect(parseDevice(PIXEL)).toMatchObject({ os: 'Android', osVersion: '14', browser: 'Chrome', device: 'mobile', brand: 'Google', model: 'Pixel 8' });
+  });
+
+  it('gives nothing for an empty user agent', () => {
+    expect(parseDevice('')).toEqual({});
+  });
+});
+
+describe('isBot', () => {
+  it.each([
+    'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)',
+    'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36',
+    'curl/8.5.0',
+    '',
+  ])('recognises %j as a bot', (ua) => expect(isBot(ua)).toBe(true));
+
+  it('lets real browsers through', () => {
+    for (const ua of [CHROME_LINUX, IPHONE, IPAD, PIXEL]) expect(isBot(ua)).toBe(false);
+  });
+});
