@@ -63,8 +63,11 @@ const header = (req: FastifyRequest, name: string): string | undefined => {
   return (Array.isArray(v) ? v[0] : v) || undefined;
 };
 
-/** Which project a request is for, checked as DESIGN §7 says; throws 401 or 403. */
-function authenticate(req: FastifyRequest, projects: Projects, protocol: 'track' | 'native'): Project {
+/**
+ * Which project a request is for, checked as DESIGN §7 says, and whether it is
+ * a server-side caller (it presented the secret); throws 401 or 403.
+ */
+function authenticate(req: FastifyRequest, projects: Projects, protocol: 'track' | 'native'): { project: Project; serverSide: boolean } {
   const idHeader = protocol === 'track' ? 'openpanel-client-id' : header(req, 'x-client-id') ? 'x-client-id' : 'openpanel-client-id';
   const clientId = header(req, idHeader);
   if (!clientId) throw new HttpError(401, `${idHeader}: header required (the client id of a project)`);
@@ -75,17 +78,17 @@ function authenticate(req: FastifyRequest, projects: Projects, protocol: 'track'
     const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
     if (!token) throw new HttpError(401, 'authorization: header required (Bearer <clientSecret>)');
     if (!secretMatches(project, token)) throw new HttpError(401, 'authorization: wrong client secret');
-    return project;
+    return { project, serverSide: true };
   }
   const secret = header(req, 'openpanel-client-secret');
   if (secret !== undefined) {
     if (!secretMatches(project, secret)) throw new HttpError(401, 'openpanel-client-secret: wrong client secret');
-    return project; // a server-side caller: no origin needed
+    return { project, serverSide: true }; // no origin needed
   }
   const origin = header(req, 'origin');
   if (!origin) throw new HttpError(401, 'openpanel-client-secret: header required for a request without an Origin (server-side callers send the secret)');
   if (!allowsOrigin(project, origin)) throw new HttpError(403, `origin: ${origin.slice(0, 200)} is not allowed for this client id`);
-  return project;
+  return { project, serverSide: false };
 }
 
 export function buildIntakeServer(o: IntakeServerOptions): FastifyInstance {
@@ -161,7 +164,7 @@ export function buildIntakeServer(o: IntakeServerOptions): FastifyInstance {
   const context = (req: FastifyRequest): RequestContext => requestContext(req.socket.remoteAddress, req.headers, { trustProxy: o.trustProxy, geoip: o.geoip });
 
   app.post('/track', async (req, reply) => {
-    const project = authenticate(req, o.projects, 'track');
+    const { project, serverSide } = authenticate(req, o.projects, 'track');
     admit();
     let body;
     try {
@@ -173,8 +176,10 @@ export function buildIntakeServer(o: IntakeServerOptions): FastifyInstance {
       }
       throw err;
     }
-    const ctx = context(req);
-    if (isBot(ctx.userAgent)) {
+    // a server-side caller (it has the secret) sends its own user agent and IP, not a visitor's:
+    // no bot check, no device, geo or IP fields, and no derived ids (it passes __deviceId / __sessionId)
+    const ctx = serverSide ? { ...context(req), userAgent: '', ip: '', device: {}, geo: {} } : context(req);
+    if (!serverSide && isBot(ctx.userAgent)) {
       o.metrics.events.inc({ outcome: 'bot' });
       return reply.code(202).send({ deviceId: '', sessionId: '' });
     }
@@ -187,13 +192,15 @@ export function buildIntakeServer(o: IntakeServerOptions): FastifyInstance {
       throw new HttpError(400, reason);
     }
     const fingerprint = { userAgent: ctx.userAgent, ip: ctx.ip, origin: ctx.origin || pageOrigin(body) || '', projectId: project.projectId };
-    const ids = await resolveIds({ fingerprint, atMs: ctx.receivedAtMs, ...given });
+    const ids = serverSide
+      ? { deviceId: given.deviceId ?? '', sessionId: given.sessionId ?? '' }
+      : await resolveIds({ fingerprint, atMs: ctx.receivedAtMs, ...given });
     await enqueue([trackEvent(body, project.projectId, ctx, ids, o.maxFutureMs)]);
     return reply.code(200).send(ids);
   });
 
   app.post('/v1/events', async (req, reply) => {
-    const project = authenticate(req, o.projects, 'native');
+    const { project } = authenticate(req, o.projects, 'native');
     admit();
     const body = req.body as unknown;
     let items: RawItem[];

@@ -116,7 +116,7 @@ const stringOr = (v: unknown): string | undefined => (typeof v === 'string' && v
 
 /**
  * The event of a /track body, with everything the server derives except the
- * ids (passed in). Pure.
+ * ids (passed in; an empty id is left out). Pure.
  */
 export function trackEvent(
   body: TrackBody,
@@ -134,9 +134,9 @@ export function trackEvent(
     projectId,
     name: body.type === 'identify' ? 'identify' : body.name,
     createdAt: createdAtFrom(props.__timestamp, ctx.receivedAtMs, maxFutureMs),
-    deviceId: ids.deviceId,
+    ...(ids.deviceId ? { deviceId: ids.deviceId } : {}),
     // an identify is not activity on a page: outside the session, it cannot stretch the last page's duration (D2)
-    ...(body.type === 'identify' ? {} : { sessionId: ids.sessionId }),
+    ...(body.type === 'identify' || !ids.sessionId ? {} : { sessionId: ids.sessionId }),
     ...(body.profileId ? { profileId: body.profileId } : {}),
     ...page,
     ...referrer,

@@ -1,0 +1,218 @@
+/**
+ * The real clients end to end: OpenPanel's own `@openpanel/web` tracker in
+ * headless Chromium (Debian's package, driven by playwright-core) and
+ * `@openpanel/sdk` from Node, through real `event-lens serve` and
+ * `event-lens worker` processes, a private redis-server and embedded
+ * ClickHouse, to the rows.
+ *
+ * The page navigates with history.pushState three times with known waits,
+ * then is closed, which makes it hidden: the README's snippet sends
+ * `page_hidden` on `visibilitychange`, and by D2 that event gives the last page
+ * its duration. Durations are measured by the server's receive times, so they
+ * match the waits within a tolerance (TOLERANCE_MS) that covers the SDK's 50 ms
+ * debounce and request timing on a loaded machine.
+ *
+ * Headless Chromium says `HeadlessChrome` in its user agent, which is a bot
+ * (dropped by the server). The browser context uses Chromium's own user agent
+ * with that one word changed to `Chrome`, as a headed Chromium sends it.
+ */
+import { readFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { OpenPanel } from '@openpanel/sdk';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openClickHouse, queryRows, type ClickHouse } from '../../../src/clickhouse/client.js';
+import { freePort } from '../../../src/ops/redis-server.js';
+import { startProc, waitFor, waitReady, type Proc } from '../../helpers/processes.js';
+import { testRedis, type TestRedis } from '../../helpers/services.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const TRACKER = path.resolve(import.meta.dirname, '../../../node_modules/@openpanel/web/dist/src/tracker.global.js');
+const TOLERANCE_MS = 400;
+const WAITS_MS = [1_500, 2_200, 1_000, 1_800]; // on /, /two, /three, /four (the last until the page is hidden)
+const BROWSER_CLIENT = 'browser-client-e2e';
+const SERVER_CLIENT = 'server-client-e2e';
+const SECRET = 'e2e-server-secret-0123456789';
+
+let redis: TestRedis;
+let dir: string;
+let worker: Proc;
+let serve: Proc;
+let site: http.Server;
+let siteOrigin: string;
+let apiUrl: string;
+let ch: ClickHouse;
+let browser: Browser;
+
+/** The test site: a single-page app that loads OpenPanel's script-tag tracker, and the tracker itself. */
+function page(): string {
+  return `<!doctype html><html><head><title>Event Lens e2e</title>
+<script>
+  window.op = window.op || function () { (window.op.q = window.op.q || []).push([].slice.call(arguments)); };
+  window.op('init', { apiUrl: ${JSON.stringify(apiUrl)}, clientId: ${JSON.stringify(BROWSER_CLIENT)}, trackScreenViews: true });
+  // the README's last-page snippet: one event when the page is hidden gives the last view its duration (D2)
+  document.addEventListener('visibilitychange', function () {
+    if (document.visibilityState === 'hidden') window.op('track', 'page_hidden');
+  });
+</script>
+<script src="/op1.js" async></script>
+</head><body><h1>shop</h1></body></html>`;
+}
+
+const env = (): Record<string, string> => ({
+  REDIS_URL: redis.url,
+  BUFFER_KEY_PREFIX: redis.prefix,
+  QUEUE_NAME: `${redis.prefix}-q`,
+  EVENT_LENS_DATA_DIR: path.join(dir, 'data'),
+  EVENT_LENS_PROJECTS: path.join(dir, 'projects.json'),
+  GRACE_MS: '500',
+  SESSION_TIMEOUT_MS: '4000',
+  SWEEP_INTERVAL_MS: '100',
+  FLUSH_INTERVAL_MS: '200',
+  WORKER_LOCK_MS: '1000',
+  INTAKE_BATCH_WINDOW_MS: '2',
+});
+
+beforeAll(async () => {
+  redis = await testRedis();
+  dir = mkdtempSync(path.join(os.tmpdir(), 'event-lens-e2e-'));
+  const tracker = readFileSync(TRACKER);
+  site = http.createServer((req, res) => {
+    if (req.url === '/op1.js') {
+      res.writeHead(200, { 'content-type': 'text/javascript' });
+      res.end(tracker);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end(page());
+  });
+  await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+  siteOrigin = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
+  const apiPort = await freePort();
+  apiUrl = `http://127.0.0.1:${apiPort}`;
+  writeFileSync(
+    path.join(dir, 'projects.json'),
+    JSON.stringify([
+      { projectId: 'e2e', clientId: BROWSER_CLIENT, origins: [siteOrigin] },
+      { projectId: 'e2e', clientId: SERVER_CLIENT, clientSecret: SECRET },
+    ]),
+  );
+  worker = startProc(['worker', '--role', 'all'], { ...env(), METRICS_PORT: '0' });
+  serve = startProc(['serve', '--port', String(apiPort), '--host', '127.0.0.1'], env());
+  await waitReady(`${apiUrl}/readyz`);
+  await waitFor('the worker to serve embedded ClickHouse', async () => (existsSync(path.join(dir, 'data', 'endpoint.json')) ? true : undefined), 60_000);
+  ch = await openClickHouse({ clickhouseUrl: undefined, dataDir: path.join(dir, 'data'), clickhouseDatabase: 'event_lens' });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await ch?.close();
+  await serve?.stop();
+  await worker?.stop();
+  await new Promise((resolve) => site?.close(resolve));
+  await redis?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Row {
+  name: string;
+  path: string;
+  duration: number | null;
+  deviceId: string;
+  sessionId: string;
+  origin: string;
+  utmSource: string;
+  utmCampaign: string;
+  referrer: string;
+  referrerName: string;
+  referrerType: string;
+  browser: string;
+  os: string;
+  device: string;
+  title: string;
+}
+
+describe('the real SDKs end to end', () => {
+  it('@openpanel/web in Chromium: four screen views with durations that match the waits, the last from the hide event', async () => {
+    const probe = await browser.newPage();
+    const headlessUa = await probe.evaluate(() => navigator.userAgent);
+    await probe.close();
+    const context = await browser.newContext({ userAgent: headlessUa.replace('HeadlessChrome', 'Chrome') });
+    const tab = await context.newPage();
+    await tab.goto(`${siteOrigin}/?utm_source=newsletter&utm_campaign=e2e`, { referer: 'https://www.google.com/' });
+    const ids = await waitFor('the SDK to receive its ids', async () => {
+      const got = await tab.evaluate(() => {
+        const op = (window as unknown as { openpanel?: { getDeviceId(): string; getSessionId(): string } }).openpanel;
+        return op && op.getSessionId() ? { deviceId: op.getDeviceId(), sessionId: op.getSessionId() } : undefined;
+      });
+      return got ?? undefined;
+    }, 10_000, 20);
+    await sleep(WAITS_MS[0] as number);
+    for (const [i, route] of ['/two', '/three', '/four'].entries()) {
+      await tab.evaluate((r) => history.pushState({}, '', r), route);
+      await sleep(WAITS_MS[i + 1] as number);
+    }
+    await tab.close({ runBeforeUnload: true }); // the page becomes hidden: visibilitychange → page_hidden
+    await context.close();
+
+    const rows = await waitFor(
+      'four screen views with settled durations in ClickHouse',
+      async () => {
+        const r = await queryRows<Row>(
+          ch,
+          `SELECT name, path, duration, deviceId, sessionId, origin, utmSource, utmCampaign, referrer, referrerName, referrerType,
+                  browser, os, device, properties['__title'] AS title
+             FROM event_lens.events WHERE projectId = 'e2e' AND sessionId = {s:String} ORDER BY createdAt, id`,
+          { s: ids.sessionId },
+        );
+        const views = r.filter((x) => x.name === 'screen_view');
+        return views.length === 4 && views.every((v) => v.duration !== null) && r.some((x) => x.name === 'page_hidden') ? r : undefined;
+      },
+      40_000,
+      250,
+    );
+    const views = rows.filter((r) => r.name === 'screen_view');
+    console.info(`browser e2e: durations ${views.map((v) => `${v.path}=${v.duration} ms`).join(', ')} for waits ${WAITS_MS.join(', ')} ms`);
+    expect(views.map((v) => v.path)).toEqual(['/', '/two', '/three', '/four']);
+    views.forEach((v, i) => expect(Math.abs(Number(v.duration) - (WAITS_MS[i] as number)), `duration of ${v.path}: ${v.duration}`).toBeLessThan(TOLERANCE_MS));
+    expect(new Set(rows.map((r) => r.deviceId))).toEqual(new Set([ids.deviceId]));
+    expect(new Set(rows.map((r) => r.sessionId))).toEqual(new Set([ids.sessionId]));
+    expect(views[0]).toMatchObject({ origin: siteOrigin, utmSource: 'newsletter', utmCampaign: 'e2e', referrer: 'https://www.google.com/', referrerName: 'Google', referrerType: 'search', title: 'Event Lens e2e' });
+    for (const v of rows) expect(v).toMatchObject({ browser: 'Chrome', os: 'Linux', device: 'desktop' });
+  }, 90_000);
+
+  it('@openpanel/sdk from Node: track and identify give an events row and a profiles row', async () => {
+    const op = new OpenPanel({ clientId: SERVER_CLIENT, clientSecret: SECRET, apiUrl });
+    await op.identify({ profileId: 'user-42', firstName: 'Ada', lastName: 'Lovelace', email: 'ada@example.com', properties: { plan: 'pro' } });
+    await op.track('signup', { __deviceId: 'backend-device-1', method: 'email' });
+    const rows = await waitFor(
+      'the signup row and the profile',
+      async () => {
+        const events = await queryRows<{ name: string; profileId: string; deviceId: string; method: string }>(
+          ch,
+          `SELECT name, profileId, deviceId, properties['method'] AS method FROM event_lens.events WHERE projectId = 'e2e' AND name IN ('signup', 'identify') ORDER BY name`,
+        );
+        const profiles = await queryRows<{ profileId: string; email: string; firstName: string; plan: string }>(
+          ch,
+          `SELECT profileId, properties['email'] AS email, properties['firstName'] AS firstName, properties['plan'] AS plan FROM event_lens.profiles FINAL WHERE projectId = 'e2e'`,
+        );
+        return events.length === 2 && profiles.length === 1 ? { events, profiles } : undefined;
+      },
+      30_000,
+      250,
+    );
+    expect(rows.events).toEqual([
+      { name: 'identify', profileId: 'user-42', deviceId: '', method: '' },
+      { name: 'signup', profileId: 'user-42', deviceId: 'backend-device-1', method: 'email' },
+    ]);
+    expect(rows.profiles).toEqual([{ profileId: 'user-42', email: 'ada@example.com', firstName: 'Ada', plan: 'pro' }]);
+  }, 60_000);
+});
