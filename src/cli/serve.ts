@@ -40,5 +40,7 @@ export function registerServe(program: Command): void {
         process.on('SIGINT', onSignal);
       });
       log.info('stopped');
+      // every connection and client is closed; exit now rather than wait for library timers to lapse
+      process.exit(0);
     });
 }

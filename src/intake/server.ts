@@ -91,7 +91,19 @@ function authenticate(req: FastifyRequest, projects: Projects, protocol: 'track'
   return { project, serverSide: false };
 }
 
-export function buildIntakeServer(o: IntakeServerOptions): FastifyInstance {
+export interface IntakeServer {
+  app: FastifyInstance;
+  /**
+   * Stops accepting, finishes in-flight requests and closes every connection:
+   * answers carry `Connection: close` from now on and idle kept-alive sockets
+   * are closed as they become idle (otherwise a client's keep-alive would hold
+   * the close for its whole timeout).
+   */
+  close(): Promise<void>;
+}
+
+export function buildIntakeServer(o: IntakeServerOptions): IntakeServer {
+  const closing = { value: false };
   const app = Fastify({
     logger: false,
     bodyLimit: o.bodyLimit,
@@ -115,6 +127,10 @@ export function buildIntakeServer(o: IntakeServerOptions): FastifyInstance {
     maxAge: 600,
   });
 
+  // once closing, every answer ends its connection, so a kept-alive client cannot hold the close open
+  app.addHook('onSend', async (_req, reply) => {
+    if (closing.value) void reply.header('connection', 'close');
+  });
   app.addHook('onResponse', async (req, reply) => {
     o.metrics.requests.inc({ route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
   });
@@ -249,7 +265,18 @@ export function buildIntakeServer(o: IntakeServerOptions): FastifyInstance {
   app.get('/metrics', async (_req, reply) => reply.type(o.metrics.registry.contentType).send(await o.metrics.registry.metrics()));
 
   if (o.benchRoutes) app.post('/bench/noop', async (req) => ({ ok: req.body !== undefined }));
-  return app;
+  return {
+    app,
+    close: async () => {
+      closing.value = true;
+      const sweeper = setInterval(() => app.server.closeIdleConnections(), 50);
+      try {
+        await app.close();
+      } finally {
+        clearInterval(sweeper);
+      }
+    },
+  };
 }
 
 function fail(reply: FastifyReply, status: number, message: string): FastifyReply {

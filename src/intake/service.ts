@@ -85,7 +85,7 @@ export async function startIntake(
   });
   const geoip = config.geoipDb ? await openGeoip(config.geoipDb) : undefined;
   const identity = new Identity(redis, new IntakeKeys(config.keyPrefix), config.sessionTimeoutMs);
-  const app = buildIntakeServer({
+  const server = buildIntakeServer({
     projects,
     identity,
     coalescer,
@@ -99,6 +99,7 @@ export async function startIntake(
     maxRequestEvents: config.intakeMaxRequestEvents,
     benchRoutes: options.benchRoutes ?? false,
   });
+  const { app } = server;
   await gate.start();
   const address = await app.listen({ port: config.port, host: options.host ?? '0.0.0.0' });
   const port = new URL(address).port;
@@ -110,7 +111,7 @@ export async function startIntake(
     gateCheck: () => gate.check(),
     stop: () =>
       (stopping ??= (async () => {
-        await app.close();
+        await server.close();
         await coalescer.flush();
         gate.stop();
         await producer.close();

@@ -32,7 +32,7 @@ import { testRedis, type TestRedis } from '../../helpers/services.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const TRACKER = path.resolve(import.meta.dirname, '../../../node_modules/@openpanel/web/dist/src/tracker.global.js');
-const TOLERANCE_MS = 400;
+const TOLERANCE_MS = 500;
 const WAITS_MS = [1_500, 2_200, 1_000, 1_800]; // on /, /two, /three, /four (the last until the page is hidden)
 const BROWSER_CLIENT = 'browser-client-e2e';
 const SERVER_CLIENT = 'server-client-e2e';
