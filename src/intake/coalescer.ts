@@ -12,7 +12,8 @@
  *
  * States: idle --add--> collecting --(full | window | flush)--> sending --> idle.
  * Several batches may be sending at once. `flush()` sends what is collecting
- * and waits for every batch in flight (SIGTERM).
+ * and waits for every batch in flight; from the first flush on (SIGTERM), a
+ * request that is still being handled is sent at once, without a window.
  */
 import type { IncomingEvent } from '../queue/producer.js';
 
@@ -30,6 +31,7 @@ interface Pending {
 export class Coalescer {
   private current: Pending | undefined;
   private readonly inFlight = new Set<Promise<void>>();
+  private draining = false;
 
   constructor(
     private readonly send: (events: IncomingEvent[]) => Promise<unknown>,
@@ -43,7 +45,7 @@ export class Coalescer {
     const batch = (this.current ??= { events: [], waiters: [], timer: undefined });
     batch.events.push(...events);
     const done = new Promise<void>((resolve, reject) => batch.waiters.push({ resolve, reject }));
-    if (batch.events.length >= this.options.maxEvents) this.dispatch();
+    if (this.draining || batch.events.length >= this.options.maxEvents) this.dispatch();
     else batch.timer ??= setTimeout(() => this.dispatch(), this.options.windowMs);
     return done;
   }
@@ -63,6 +65,7 @@ export class Coalescer {
 
   /** Sends what is collecting and waits until every batch in flight settled. */
   async flush(): Promise<void> {
+    this.draining = true;
     this.dispatch();
     await Promise.all(this.inFlight);
   }

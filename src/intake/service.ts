@@ -7,8 +7,9 @@
  *
  * Lifecycle: starting --listen--> serving --stop()--> closing --> closed.
  * stop(): fastify stops accepting and finishes in-flight requests (new ones on
- * kept-alive sockets get 503), the coalescer sends what it holds and waits
- * for its batches, then the producer and Redis close.
+ * kept-alive sockets get 503) while the coalescer sends what it holds at once
+ * (no window from then on) and waits for its batches; then the producer and
+ * Redis close.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
@@ -111,7 +112,10 @@ export async function startIntake(
     gateCheck: () => gate.check(),
     stop: () =>
       (stopping ??= (async () => {
-        await server.close();
+        // stop accepting, and send what is held now: in-flight requests wait for their batch
+        const closed = server.close();
+        await coalescer.flush();
+        await closed;
         await coalescer.flush();
         gate.stop();
         await producer.close();

@@ -45,5 +45,8 @@ describe('Coalescer', () => {
     await c.flush();
     expect(sent).toEqual([['a']]);
     await pending;
+    // after a flush (shutdown) a late request is sent at once, not after the window
+    await c.add([ev('b')]);
+    expect(sent).toEqual([['a'], ['b']]);
   });
 });
