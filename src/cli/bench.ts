@@ -6,6 +6,7 @@ import { SingleBar, Presets } from 'cli-progress';
 import { ulid } from 'ulid';
 import { benchBuffer, benchGrowth, type BufferBenchResult, type GrowthPoint } from '../bench/buffer-bench.js';
 import { benchFlush, type FlushBenchResult } from '../bench/flush-bench.js';
+import { benchHttp } from '../bench/http-bench.js';
 import { benchStorage, rowsFor } from '../bench/storage-bench.js';
 import { benchEndToEnd, benchWorker, type EndToEndResult, type WorkerBenchResult } from '../bench/worker-bench.js';
 import { openClickHouse, queryRows, type ClickHouse } from '../clickhouse/client.js';
@@ -28,19 +29,26 @@ export function registerBench(program: Command): void {
       'benchmarks, each next to its ceiling in the same run. pipeline (default): the buffer and the worker against per-event Lua and a ' +
         'no-op BullMQ worker, on a private redis-server. storage: the optimised schema and views against a naive table',
     )
-    .argument('[suite]', 'pipeline | storage', 'pipeline')
+    .argument('[suite]', 'pipeline | storage | http', 'pipeline')
     .option('--events <n>', 'events to generate (pipeline: 100 000, storage: 1 000 000)', int(1))
     .option('--runs <n>', 'storage: timed runs per query (the median is reported)', int(1, 1_000), 5)
     .option('--quick', 'a short run (20 000 events)', false)
     .option('--json', 'print one JSON object', false)
     .option('--redis-url <url>', 'use this Redis instead of starting one (only keys under a unique prefix are written and removed)')
     .option('--worker-events <n>', 'events for the worker measurements', int(1), 20_000)
-    .action(async (suite: string, opts: { events?: number; runs: number; quick: boolean; json: boolean; redisUrl?: string; workerEvents: number }) => {
+    .option('--connections <n>', 'http: concurrent connections', int(1, 10_000), 50)
+    .option('--duration <s>', 'http: seconds per round (two rounds per route)', int(1, 3_600), 10)
+    .option('--e2e-requests <n>', 'http: requests of the end-to-end run into ClickHouse', int(1), 20_000)
+    .action(async (suite: string, opts: { events?: number; runs: number; quick: boolean; json: boolean; redisUrl?: string; workerEvents: number; connections: number; duration: number; e2eRequests: number }) => {
       if (suite === 'storage') {
         await storageSuite(opts);
         return;
       }
-      if (suite !== 'pipeline') throw new Error(`bench ${JSON.stringify(suite)}: expected pipeline or storage`);
+      if (suite === 'http') {
+        await httpSuite(opts);
+        return;
+      }
+      if (suite !== 'pipeline') throw new Error(`bench ${JSON.stringify(suite)}: expected pipeline, storage or http`);
       const config = loadConfig(process.env);
       const target = opts.quick ? 20_000 : (opts.events ?? 100_000);
       const workerEvents = opts.quick ? 5_000 : opts.workerEvents;
@@ -237,3 +245,26 @@ interface Target {
 }
 const atLeast = (value: number, floor: number): Target => ({ value, target: `>= ${floor}`, met: value >= floor });
 const atMost = (value: number, ceiling: number): Target => ({ value, target: `<= ${ceiling}`, met: value <= ceiling });
+
+/** `bench http`: the intake against its own no-op route, then end to end into ClickHouse. */
+async function httpSuite(opts: { quick: boolean; json: boolean; connections: number; duration: number; e2eRequests: number }): Promise<void> {
+  const r = await benchHttp({
+    connections: opts.connections,
+    durationS: opts.quick ? 3 : opts.duration,
+    endToEndRequests: opts.quick ? 5_000 : opts.e2eRequests,
+    progress: opts.json ? undefined : (label) => process.stderr.write(`bench http: ${label}\n`),
+  });
+  if (opts.json) {
+    out(JSON.stringify(r));
+    return;
+  }
+  out(`bench http: ${r.connections} connections, ${r.durationS} s per round, 2 rounds per route (alternating), 1 000 visitors`);
+  out(
+    table([
+      { route: 'POST /bench/noop', 'requests/s': r.noop.requestsPerSecond, p50_ms: r.noop.p50Ms, p99_ms: r.noop.p99Ms, events_to_queue_per_s: '', non_2xx: r.noop.non2xx },
+      { route: 'POST /track', 'requests/s': r.track.requestsPerSecond, p50_ms: r.track.p50Ms, p99_ms: r.track.p99Ms, events_to_queue_per_s: r.track.eventsToQueuePerSecond, non_2xx: r.track.non2xx },
+    ]),
+  );
+  out(`ratio /track ÷ no-op: ${r.ratios.trackVsNoop} (target >= 0.5: ${r.ratios.trackVsNoop >= 0.5 ? 'met' : 'not met'}); ${r.track.meanEventsPerJob} events per coalesced job`);
+  out(`end to end: ${r.endToEnd.requests} /track requests -> ${r.endToEnd.rows} rows visible in ClickHouse in ${r.endToEnd.seconds} s (${r.endToEnd.eventsPerSecond} events/s, including the 2.5 s session timeout + grace of the last views)`);
+}

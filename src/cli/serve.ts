@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { loadConfig, redactUrl } from '../config.js';
 import { loadProjects } from '../intake/projects.js';
 import { startIntake } from '../intake/service.js';
@@ -11,12 +11,13 @@ export function registerServe(program: Command): void {
     .description("the ingestion API: OpenPanel's SDK protocol (POST /track) and batches (POST /v1/events) into the queue (stop with SIGTERM)")
     .option('--port <n>', 'port to listen on (PORT, default 3000); /metrics, /healthz and /readyz are served on it too', int(0, 65_535))
     .option('--host <address>', 'address to listen on', '0.0.0.0')
-    .action(async (opts: { port?: number; host: string }) => {
+    .addOption(new Option('--bench-routes', 'add POST /bench/noop, the ceiling `bench http` measures against').hideHelp())
+    .action(async (opts: { port?: number; host: string; benchRoutes?: boolean }) => {
       const base = loadConfig(process.env);
       const config = opts.port === undefined ? base : { ...base, port: opts.port };
       const projects = loadProjects(config.projectsFile);
       const log = createLogger(config.logLevel).child({ component: 'serve' });
-      const service = await startIntake(config, projects, log, { host: opts.host });
+      const service = await startIntake(config, projects, log, { host: opts.host, benchRoutes: opts.benchRoutes ?? false });
       log.info({ url: service.url, projects: projects.size, redis: redactUrl(config.redisUrl), trustProxy: config.trustProxy, geoip: Boolean(config.geoipDb) }, 'serving');
 
       await new Promise<void>((resolve) => {
