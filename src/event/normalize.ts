@@ -5,7 +5,7 @@
  * Lua never decodes the payload; it prepends those two columns when it emits
  * the row (see lua/ingest-3.lua).
  */
-import { ulid } from 'ulid';
+import { newUlid as ulid } from './ulid.js';
 import { ValidationError, type ValidationIssue } from '../errors.js';
 import { DotsError, toDots, type DottedProperties } from './dots.js';
 import { LIMITS } from './limits.js';

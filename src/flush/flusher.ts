@@ -37,7 +37,7 @@
  * same call that acknowledges the rest. A poison row never blocks its shard.
  */
 import { Readable } from 'node:stream';
-import { ulid } from 'ulid';
+import { newUlid as ulid } from '../event/ulid.js';
 import type { ClickHouse } from '../clickhouse/client.js';
 import { backoffMs, ClickHouseWriteError, isRetryable } from '../errors.js';
 import type { ShardKeys } from '../buffer/keys.js';

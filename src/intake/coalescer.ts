@@ -1,7 +1,14 @@
 /**
- * Coalesces the events of concurrent requests into batch jobs: a batch goes
- * to the queue when it holds `maxEvents` events or `windowMs` after its first
- * request arrived, whichever comes first. Each request's promise settles when
+ * Coalesces the events of concurrent requests into batch jobs. A batch goes
+ * to the queue
+ *  - at once (on the next turn of the event loop, so the requests of one turn
+ *    share it) when no batch is on its way to Redis: a lone request waits for
+ *    nothing;
+ *  - when the batch on its way is acknowledged, while requests came in
+ *    meanwhile: under load batches grow by themselves, one in flight at a time;
+ *  - when it holds `maxEvents` events, or `windowMs` after its first request,
+ *    whichever comes first (a slow Redis does not hold requests back longer).
+ * Each request's promise settles when
  * the batch that carries its events is in the queue (Redis acknowledged the
  * add) or failed to get there, so the server answers 2xx only for events in
  * the queue.
@@ -46,6 +53,7 @@ export class Coalescer {
     batch.events.push(...events);
     const done = new Promise<void>((resolve, reject) => batch.waiters.push({ resolve, reject }));
     if (this.draining || batch.events.length >= this.options.maxEvents) this.dispatch();
+    else if (this.inFlight.size === 0) batch.timer ??= setTimeout(() => this.dispatch(), 0);
     else batch.timer ??= setTimeout(() => this.dispatch(), this.options.windowMs);
     return done;
   }
@@ -60,7 +68,11 @@ export class Coalescer {
       (err: unknown) => batch.waiters.forEach((w) => w.reject(err)),
     );
     this.inFlight.add(sending);
-    void sending.finally(() => this.inFlight.delete(sending));
+    void sending.finally(() => {
+      this.inFlight.delete(sending);
+      // what arrived while this batch was on its way goes now
+      if (this.inFlight.size === 0 && this.current) this.dispatch();
+    });
   }
 
   /** Sends what is collecting and waits until every batch in flight settled. */

@@ -21,7 +21,7 @@ export interface RequestContext {
   ip: string;
   /** The browser's Origin header ('' from a server). */
   origin: string;
-  device: DeviceFields;
+  device: Readonly<DeviceFields>;
   geo: GeoFields;
 }
 

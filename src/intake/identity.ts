@@ -9,7 +9,7 @@
  * midnight keeps its device id.
  */
 import { randomBytes } from 'node:crypto';
-import { ulid } from 'ulid';
+import { newUlid as ulid } from '../event/ulid.js';
 import type { IntakeKeys } from '../buffer/keys.js';
 import { intakeSession } from '../buffer/scripts.js';
 import type { RedisClient } from '../ops/redis.js';

@@ -18,7 +18,7 @@
  * The outage is reported once through `onError`, not once per reconnect.
  */
 import { Queue, type JobsOptions } from 'bullmq';
-import { ulid } from 'ulid';
+import { newUlid as ulid } from '../event/ulid.js';
 import { redactUrl } from '../config.js';
 import { EventLensError, isOutOfMemory } from '../errors.js';
 import type { IncomingEvent } from '../event/schema.js';

@@ -82,7 +82,7 @@ describe('event-lens serve processes', () => {
     // a long coalescing window, so events are held in the process when the signal comes
     const { proc, url } = await serve({ INTAKE_BATCH_WINDOW_MS: '3000', INTAKE_BATCH_MAX_EVENTS: '1000' });
     const inFlight = Array.from({ length: 100 }, (_, i) => track(url, `/t${i}`).then((r) => r.status, () => 'refused'));
-    await new Promise((r) => setTimeout(r, 500)); // all 100 are in the process, held by the 3 s window
+    await new Promise((r) => setTimeout(r, 500)); // all 100 are in the process; those that came while a batch was in flight wait for the next
     const started = Date.now();
     proc.child.kill('SIGTERM');
     const statuses = await Promise.all(inFlight);

@@ -5,11 +5,47 @@ import type { IncomingEvent } from '../../../src/queue/producer.js';
 const ev = (name: string): IncomingEvent => ({ projectId: 'p', name, createdAt: 1 });
 
 describe('Coalescer', () => {
-  it('sends concurrent requests as one batch when the window ends', async () => {
+  it('sends the requests of one event-loop turn as one batch, at once when nothing is in flight', async () => {
     const sent: string[][] = [];
-    const c = new Coalescer(async (events) => sent.push(events.map((e) => e.name)), { maxEvents: 100, windowMs: 20 });
+    const c = new Coalescer(async (events) => sent.push(events.map((e) => e.name)), { maxEvents: 100, windowMs: 60_000 });
     await Promise.all([c.add([ev('a')]), c.add([ev('b'), ev('c')]), c.add([ev('d')])]);
     expect(sent).toEqual([['a', 'b', 'c', 'd']]);
+  });
+
+  it('gathers what arrives while a batch is in flight and sends it when that batch is acknowledged', async () => {
+    const sent: string[][] = [];
+    let release: () => void = () => {};
+    const c = new Coalescer(
+      async (events) => {
+        sent.push(events.map((e) => e.name));
+        if (sent.length === 1) await new Promise<void>((r) => (release = r));
+      },
+      { maxEvents: 100, windowMs: 60_000 },
+    );
+    const first = c.add([ev('a')]);
+    await new Promise((r) => setTimeout(r, 5));
+    const later = [c.add([ev('b')]), c.add([ev('c')])];
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sent).toEqual([['a']]);
+    release();
+    await Promise.all([first, ...later]);
+    expect(sent).toEqual([['a'], ['b', 'c']]);
+  });
+
+  it('sends at the window when the batch in flight takes longer', async () => {
+    const sent: string[][] = [];
+    const c = new Coalescer(
+      async (events) => {
+        sent.push(events.map((e) => e.name));
+        if (sent.length === 1) await new Promise((r) => setTimeout(r, 200));
+      },
+      { maxEvents: 100, windowMs: 20 },
+    );
+    const first = c.add([ev('a')]);
+    await new Promise((r) => setTimeout(r, 5));
+    await c.add([ev('b')]);
+    expect(sent).toEqual([['a'], ['b']]);
+    await first;
   });
 
   it('sends at maxEvents without waiting for the window, and never splits a request', async () => {
