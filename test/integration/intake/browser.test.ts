@@ -78,6 +78,7 @@ const env = (): Record<string, string> => ({
 });
 
 beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: install Debian's package (apt-get install chromium; .ci/run does) or set CHROMIUM_PATH`);
   redis = await testRedis();
   dir = mkdtempSync(path.join(os.tmpdir(), 'event-lens-e2e-'));
   const tracker = readFileSync(TRACKER);
