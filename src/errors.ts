@@ -66,6 +66,52 @@ export class MigrationError extends EventLensError {
   }
 }
 
+/**
+ * ClickHouse error types that name the data: the rows of the insert are wrong,
+ * and the same rows will fail again. Only these send rows to the dead-letter
+ * list (DESIGN §3: failures are classified, never guessed). Every other
+ * ClickHouse error (authentication, a missing table or column, a read-only or
+ * full disk, overload, timeouts, an unknown type) is about the server and is
+ * retried with backoff.
+ */
+export const CLICKHOUSE_DATA_ERRORS: ReadonlySet<string> = new Set([
+  'CANNOT_PARSE_TEXT',
+  'CANNOT_PARSE_ESCAPE_SEQUENCE',
+  'CANNOT_PARSE_QUOTED_STRING',
+  'CANNOT_PARSE_INPUT_ASSERTION_FAILED',
+  'CANNOT_PARSE_DATE',
+  'CANNOT_PARSE_DATETIME',
+  'CANNOT_PARSE_NUMBER',
+  'CANNOT_PARSE_UUID',
+  'CANNOT_PARSE_IPV4',
+  'CANNOT_PARSE_IPV6',
+  'CANNOT_PARSE_BOOL',
+  'CANNOT_PARSE_DOMAIN_VALUE_FROM_STRING',
+  'CANNOT_READ_ALL_DATA',
+  'CANNOT_READ_ARRAY_FROM_TEXT',
+  'CANNOT_READ_MAP_FROM_TEXT',
+  'CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN',
+  'CANNOT_CONVERT_TYPE',
+  'TYPE_MISMATCH',
+  'INCORRECT_DATA',
+  'INCORRECT_NUMBER_OF_COLUMNS',
+  'TOO_LARGE_STRING_SIZE',
+  'TOO_LARGE_ARRAY_SIZE',
+  'VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE',
+  'ARGUMENT_OUT_OF_BOUND',
+  'ATTEMPT_TO_READ_AFTER_EOF',
+  'UNKNOWN_FIELD', // a JSONEachRow key that is no column (with input_format_skip_unknown_fields off)
+]);
+
+/** Classifies a failed ClickHouse insert: retryable unless its error type names the data. */
+export function classifyClickHouseError(err: unknown): ClickHouseWriteError {
+  const type = (err as { type?: unknown } | null)?.type;
+  // without a type the failure never reached the server's parser (network, timeout): retry
+  const retryable = typeof type === 'string' ? !CLICKHOUSE_DATA_ERRORS.has(type) : !(err instanceof ValidationError);
+  const message = err instanceof Error ? err.message : String(err);
+  return new ClickHouseWriteError(`insert failed: ${message.slice(0, 500)}${typeof type === 'string' ? ` (${type})` : ''}`, retryable, { cause: err });
+}
+
 const RETRYABLE_NODE_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -79,8 +125,8 @@ const RETRYABLE_NODE_CODES = new Set([
 
 /**
  * The one table of what is worth retrying: network failures, Redis loading /
- * OOM / failover answers, and ClickHouse errors marked retryable. Validation,
- * config and syntax errors are not.
+ * OOM / failover answers, and ClickHouse errors that are not about the data
+ * (classifyClickHouseError). Validation, config and migration errors are not.
  */
 export function isRetryable(err: unknown): boolean {
   if (err instanceof ValidationError || err instanceof ConfigError || err instanceof MigrationError) {

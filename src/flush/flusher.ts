@@ -39,7 +39,7 @@
 import { Readable } from 'node:stream';
 import { newUlid as ulid } from '../event/ulid.js';
 import type { ClickHouse } from '../clickhouse/client.js';
-import { backoffMs, ClickHouseWriteError, isRetryable } from '../errors.js';
+import { backoffMs, classifyClickHouseError, ClickHouseWriteError } from '../errors.js';
 import type { ShardKeys } from '../buffer/keys.js';
 import type { SessionBuffer } from '../buffer/session-buffer.js';
 import { expectArray, scripts, ScriptCode } from '../buffer/scripts.js';
@@ -133,28 +133,45 @@ function parseMembers(list: string): Member[] {
   });
 }
 
-const CH_RETRYABLE_TYPES = new Set([
-  'TIMEOUT_EXCEEDED',
-  'TOO_MANY_PARTS',
-  'TOO_MANY_SIMULTANEOUS_QUERIES',
-  'MEMORY_LIMIT_EXCEEDED',
-  'NETWORK_ERROR',
-  'SOCKET_TIMEOUT',
-  'ALL_CONNECTION_TRIES_FAILED',
-  'TABLE_IS_READ_ONLY',
-  'KEEPER_EXCEPTION',
-]);
+/** Classifies an insert failure (kept for callers of the flusher's API; the table is in errors.ts). */
+export const classifyInsertError = classifyClickHouseError;
 
-/** Classifies an insert failure: network trouble and overload are retryable, bad data is not. */
-export function classifyInsertError(err: unknown): ClickHouseWriteError {
-  const type = (err as { type?: unknown }).type;
-  const retryable = typeof type === 'string' ? CH_RETRYABLE_TYPES.has(type) : isRetryable(err);
-  const message = err instanceof Error ? err.message : String(err);
-  return new ClickHouseWriteError(`insert failed: ${message.slice(0, 500)}`, retryable, { cause: err });
+/**
+ * A batch of at least this many rows whose every row fails alone is a systemic
+ * failure (a schema change, a setting), not that many bad rows: it is retried,
+ * not dead-lettered.
+ */
+export const SYSTEMIC_MIN_ROWS = 8;
+
+/**
+ * Packs batches, in order, into groups within maxRows rows and maxBytes bytes
+ * (a batch alone may be larger: it is never split). Pure.
+ */
+export function packBatches<B extends { rows: readonly string[] }>(batches: readonly B[], maxRows: number, maxBytes: number): B[][] {
+  const packs: B[][] = [];
+  let current: B[] = [];
+  let rows = 0;
+  let bytes = 0;
+  for (const b of batches) {
+    const size = b.rows.reduce((n, row) => n + Buffer.byteLength(row), 0);
+    if (current.length > 0 && (rows + b.rows.length > maxRows || bytes + size > maxBytes)) {
+      packs.push(current);
+      current = [];
+      rows = 0;
+      bytes = 0;
+    }
+    current.push(b);
+    rows += b.rows.length;
+    bytes += size;
+  }
+  if (current.length > 0) packs.push(current);
+  return packs;
 }
 
 export class Flusher {
   private readonly lastFlushAt = new Map<number, number>();
+  /** Batches and groups this flusher found unfinished and finished (a crashed or expired flusher's work). */
+  readonly recovered = { batches: 0, groups: 0 };
   private readonly streams: readonly FlushStream[];
 
   constructor(
@@ -227,7 +244,7 @@ export class Flusher {
       });
       result.stream.resume();
     } catch (err) {
-      throw classifyInsertError(err);
+      throw classifyClickHouseError(err);
     }
   }
 
@@ -250,8 +267,24 @@ export class Flusher {
     }
   }
 
-  /** Inserts the rows; rows ClickHouse rejects are isolated by bisection and returned as dead letters. */
+  /**
+   * Inserts the rows; rows ClickHouse rejects as bad data are isolated by
+   * bisection and returned as dead letters. When every row of a batch of
+   * SYSTEMIC_MIN_ROWS or more fails alone, the cause is not the rows: a
+   * retryable error is thrown and nothing is dead-lettered.
+   */
   private async insertOrIsolate(table: string, token: string, rows: readonly string[]): Promise<DeadLetter[]> {
+    const dead = await this.bisect(table, token, rows);
+    if (rows.length >= SYSTEMIC_MIN_ROWS && dead.length === rows.length) {
+      throw new ClickHouseWriteError(
+        `insert failed: every one of the ${rows.length} rows was rejected on its own (${dead[0]?.error.slice(0, 300)}); treated as systemic and retried, not dead-lettered`,
+        true,
+      );
+    }
+    return dead;
+  }
+
+  private async bisect(table: string, token: string, rows: readonly string[]): Promise<DeadLetter[]> {
     try {
       await this.insertWithRetry(table, token, rows);
       return [];
@@ -259,8 +292,8 @@ export class Flusher {
       if (!(err instanceof ClickHouseWriteError) || err.retryable) throw err;
       if (rows.length === 1) return [{ error: err.message, row: parseRow(rows[0] as string) }];
       const half = Math.ceil(rows.length / 2);
-      const left = await this.insertOrIsolate(table, `${token}/a`, rows.slice(0, half));
-      const right = await this.insertOrIsolate(table, `${token}/b`, rows.slice(half));
+      const left = await this.bisect(table, `${token}/a`, rows.slice(0, half));
+      const right = await this.bisect(table, `${token}/b`, rows.slice(half));
       return [...left, ...right];
     }
   }
@@ -306,33 +339,15 @@ export class Flusher {
       }
     }
     let rows = 0;
+    this.recovered.batches += alone.length;
+    this.recovered.groups += unfinished.size;
     for (const [token, members] of unfinished) rows += await this.finishGroup(stream, token, members);
     for (const b of alone) rows += await this.flushPlain(stream, b);
-    for (const pack of this.pack(fresh)) rows += pack.length === 1 ? await this.flushPlain(stream, pack[0] as Batch) : await this.startGroup(stream, pack);
+    for (const pack of packBatches(fresh, this.options.flushMaxRows, this.options.flushMaxBytes)) rows += pack.length === 1 ? await this.flushPlain(stream, pack[0] as Batch) : await this.startGroup(stream, pack);
     return { rows, batches: batches.length, claimed: batches.map((b) => b.shard) };
   }
 
-  /** Packs batches, in order, into groups within flushMaxRows rows and flushMaxBytes bytes (a batch alone may be larger). */
-  private pack(batches: readonly Batch[]): Batch[][] {
-    const packs: Batch[][] = [];
-    let current: Batch[] = [];
-    let rows = 0;
-    let bytes = 0;
-    for (const b of batches) {
-      const size = b.rows.reduce((n, row) => n + Buffer.byteLength(row), 0);
-      if (current.length > 0 && (rows + b.rows.length > this.options.flushMaxRows || bytes + size > this.options.flushMaxBytes)) {
-        packs.push(current);
-        current = [];
-        rows = 0;
-        bytes = 0;
-      }
-      current.push(b);
-      rows += b.rows.length;
-      bytes += size;
-    }
-    if (current.length > 0) packs.push(current);
-    return packs;
-  }
+
 
   /** A batch on its own: inserted with its id as the token (bad rows isolated), then acknowledged. */
   private async flushPlain(stream: FlushStream, batch: Batch): Promise<number> {

@@ -25,7 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { IngestResult, SessionBuffer } from '../buffer/session-buffer.js';
 import type { Config } from '../config.js';
-import { isOutOfMemory, isTransientRedisError, ValidationError } from '../errors.js';
+import { backoffMs, isOutOfMemory, isTransientRedisError, ValidationError } from '../errors.js';
 import { normalizeEvent, type NormalizedEvent } from '../event/normalize.js';
 import type { Flusher } from '../flush/flusher.js';
 import type { Logger } from '../ops/log.js';
@@ -135,7 +135,8 @@ export class WorkerService {
         failures += 1;
         this.deps.log.error({ loop: name, failures, error: (err as Error).message.slice(0, 300) }, 'loop iteration failed');
       }
-      await sleep(failures > 0 ? Math.min(intervalMs * 2 ** failures, 10_000) : intervalMs);
+      // jittered, so replicas that failed together (a Redis restart) do not retry together
+      await sleep(failures > 0 ? intervalMs + backoffMs(failures - 1, intervalMs, 10_000) : intervalMs);
     }
   }
 
@@ -211,7 +212,7 @@ export class WorkerService {
             log.warn({ jobId: job.id, error: (err as Error).message.slice(0, 200) }, 'Redis connection trouble: holding the job and retrying');
           }
           // short, capped waits: held jobs must get in before their neighbours' grace ends
-          await sleep(Math.min(50 * 2 ** attempt, 500));
+          await sleep(10 + backoffMs(attempt, 50, 490));
         }
       }
     } finally {

@@ -86,6 +86,36 @@ describe('Flusher', () => {
     expect(await count()).toBe(6);
   });
 
+  it('dead-letters no good row when ClickHouse fails for a reason that is not the data (a missing table), and inserts them once it is back', async () => {
+    await readyClicks(16);
+    const db = services.clickhouse.database;
+    await services.clickhouse.ch.client.command({ query: `RENAME TABLE ${db}.events TO ${db}.events_away` });
+    const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, { ...options('a'), maxAttempts: 2 }, async () => {});
+    let error: unknown;
+    try {
+      error = await flusher.flushShard(0).catch((e: unknown) => e);
+    } finally {
+      await services.clickhouse.ch.client.command({ query: `RENAME TABLE ${db}.events_away TO ${db}.events` });
+    }
+    expect(error).toBeInstanceOf(ClickHouseWriteError);
+    expect((error as ClickHouseWriteError).retryable).toBe(true);
+    expect(await services.redis.llen(buffer.shardKeys(0).dead)).toBe(0);
+    expect((await buffer.backlog())[0]).toMatchObject({ inBatch: 16 });
+    expect((await flusher.flushShard(0)).rows).toBe(16);
+    expect(await count()).toBe(16);
+  });
+
+  it('treats a batch whose every row fails alone as systemic: retried, not dead-lettered', async () => {
+    for (let i = 0; i < 10; i += 1) await services.redis.rpush(buffer.shardKeys(0).ready, `{"id":"bad${i}","createdAt":"not a date"}`);
+    const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, { ...options('a'), maxAttempts: 1 }, async () => {});
+    const error = await flusher.flushShard(0).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ClickHouseWriteError);
+    expect((error as ClickHouseWriteError).retryable).toBe(true);
+    expect((error as Error).message).toContain('every one of the 10 rows');
+    expect(await services.redis.llen(buffer.shardKeys(0).dead)).toBe(0);
+    expect((await buffer.backlog())[0]).toMatchObject({ inBatch: 10 });
+  });
+
   it('flushes a partial batch only once flushIntervalMs has passed since the shard last flushed', async () => {
     await readyClicks(3);
     const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, { ...options('a'), flushIntervalMs: 60_000 });
