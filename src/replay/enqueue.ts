@@ -20,11 +20,18 @@ export interface EnqueueSummary {
 
 export async function enqueueStream(
   lines: AsyncIterable<string | Uint8Array>,
-  config: Pick<Config, 'redisUrl' | 'redisCluster' | 'queueName' | 'queuePrefix'>,
+  config: Pick<Config, 'redisUrl' | 'redisCluster' | 'queueName' | 'queuePrefix' | 'enqueueTimeoutMs'>,
   onInvalid: (line: number, reason: string) => void,
 ): Promise<EnqueueSummary> {
   const started = performance.now();
-  const producer = new Producer({ redisUrl: config.redisUrl, cluster: config.redisCluster, queueName: config.queueName, prefix: config.queuePrefix });
+  const producer = new Producer({
+    redisUrl: config.redisUrl,
+    cluster: config.redisCluster,
+    queueName: config.queueName,
+    prefix: config.queuePrefix,
+    enqueueTimeoutMs: config.enqueueTimeoutMs,
+    onError: () => {}, // the failed call's EnqueueError is the one line the command prints
+  });
   const s: EnqueueSummary = { read: 0, enqueued: 0, rejected: 0, jobs: 0, seconds: 0 };
   let batch: IncomingEvent[] = [];
   const send = async (): Promise<void> => {
