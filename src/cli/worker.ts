@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { SessionBuffer } from '../buffer/session-buffer.js';
 import { observeScripts } from '../buffer/scripts.js';
@@ -13,6 +14,9 @@ import { checkRedisSafety } from '../ops/redis-safety.js';
 import { WorkerService, type Role } from '../queue/worker-service.js';
 import { flusherOwner } from './context.js';
 import { choice, int } from './flags.js';
+
+/** How long after SHUTDOWN_TIMEOUT_MS a stopping worker may take to close its clients before it exits anyway. */
+export const SHUTDOWN_MARGIN_MS = 3_000;
 
 export function registerWorker(program: Command): void {
   program
@@ -77,10 +81,17 @@ export function registerWorker(program: Command): void {
         process.on('SIGTERM', onSignal);
         process.on('SIGINT', onSignal);
       });
+      // nothing runs past the deadline: a stop that cannot finish (a dead dependency) exits 1, leaving its work in Redis
+      const hard = setTimeout(() => {
+        log.error({ deadlineMs: config.shutdownTimeoutMs, marginMs: SHUTDOWN_MARGIN_MS }, 'shutdown did not finish by the deadline: exiting; unflushed rows stay in Redis');
+        process.exit(1);
+      }, config.shutdownTimeoutMs + SHUTDOWN_MARGIN_MS);
+      hard.unref();
       const result = await service.stop();
-      await health?.close();
-      await ch?.close();
       redis.disconnect();
+      await Promise.race([Promise.all([health?.close(), ch?.close()]), sleep(SHUTDOWN_MARGIN_MS)]);
       log.info(result, 'worker stopped');
+      // 1 when work was left behind for the next process
+      process.exit(result.timedOut ? 1 : 0);
     });
 }

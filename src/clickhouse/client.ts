@@ -13,7 +13,7 @@ import path from 'node:path';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { redactUrl, type Config } from '../config.js';
 import { EventLensError } from '../errors.js';
-import { readEndpoint, serveEmbedded } from './embedded-endpoint.js';
+import { endpointUrl, readEndpoint, serveEmbedded } from './embedded-endpoint.js';
 import { EMBEDDED_SETTING_DEFAULTS } from './settings.js';
 
 type ChdbAsClientConnection = NonNullable<Parameters<typeof createClient>[0]>['connection'];
@@ -120,7 +120,7 @@ export async function openClickHouse(
   if (config.clickhouseUrl) return reachable(serverClient(config.clickhouseUrl, config.clickhouseDatabase, 'server'), config.clickhouseUrl);
   mkdirSync(config.dataDir, { recursive: true });
   const shared = readEndpoint(config.dataDir);
-  if (shared) return serverClient(shared.url, config.clickhouseDatabase, 'shared');
+  if (shared) return serverClient(endpointUrl(shared), config.clickhouseDatabase, 'shared');
   const { createChdbConnection } = await loadChdb();
   const unlock = lockDataDir(config.dataDir);
   try {

@@ -8,8 +8,10 @@
  * Supported: POST with the SQL in the body (queries and commands), POST with
  * `?query=INSERT … FORMAT X` and the data in the body (inserts), `param_<name>`
  * query parameters, ClickHouse settings as URL parameters, and GET /ping.
- * It listens on 127.0.0.1 only and accepts no credentials: it is a local
- * socket of the owning process, not a network service.
+ * It listens on 127.0.0.1 only, and answers only a caller that presents the
+ * random secret written to `endpoint.json` (mode 0600, so only the owner's
+ * user can read it): as the password of HTTP basic auth, which
+ * @clickhouse/client sends, or in `X-ClickHouse-Key`. `/ping` needs none.
  *
  * The owner runs every request on its one chDB session, and chDB keeps
  * settings per session, so a client could change how the owner's own flushes
@@ -18,7 +20,8 @@
  * restates on every call (EMBEDDED_SETTING_DEFAULTS) and refuses SET
  * statements, with an error that says so.
  */
-import { writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmodSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -36,6 +39,8 @@ const SET_STATEMENT = /(^|;)\s*SET\s/i;
 export interface EndpointInfo {
   url: string;
   pid: number;
+  /** The secret a caller presents (basic-auth password or X-ClickHouse-Key). */
+  secret: string;
 }
 
 export const ENDPOINT_FILE = 'endpoint.json';
@@ -45,7 +50,7 @@ export function readEndpoint(dataDir: string): EndpointInfo | undefined {
   try {
     const info = JSON.parse(readFileSync(path.join(dataDir, ENDPOINT_FILE), 'utf8')) as EndpointInfo;
     process.kill(info.pid, 0);
-    return info;
+    return typeof info.secret === 'string' ? info : undefined;
   } catch {
     return undefined;
   }
@@ -61,7 +66,14 @@ function errorBody(err: unknown): { status: number; code: string; text: string }
 
 /** Serves the embedded engine to other local processes and advertises it in the data directory. */
 export async function serveEmbedded(client: ClickHouseClient, dataDir: string): Promise<{ url: string; close(): Promise<void> }> {
+  const secret = randomBytes(32).toString('hex');
   const server = http.createServer((req, res) => {
+    if (!req.url?.startsWith('/ping') && !presents(req, secret)) {
+      res
+        .writeHead(401, { 'content-type': 'text/plain', 'x-clickhouse-exception-code': '516' })
+        .end('Code: 516. DB::Exception: the embedded endpoint needs the secret in <data dir>/endpoint.json (AUTHENTICATION_FAILED)\n');
+      return;
+    }
     void handle(client, req, res);
   });
   await new Promise<void>((resolve, reject) => {
@@ -70,7 +82,9 @@ export async function serveEmbedded(client: ClickHouseClient, dataDir: string): 
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const file = path.join(dataDir, ENDPOINT_FILE);
-  writeFileSync(file, JSON.stringify({ url, pid: process.pid } satisfies EndpointInfo));
+  // created with 0600 (and set so, in case a file of an earlier owner was there)
+  writeFileSync(file, JSON.stringify({ url, pid: process.pid, secret } satisfies EndpointInfo), { mode: 0o600 });
+  chmodSync(file, 0o600);
   return {
     url,
     close: async () => {
@@ -79,6 +93,20 @@ export async function serveEmbedded(client: ClickHouseClient, dataDir: string): 
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** The caller presents the secret: basic-auth password (any user) or X-ClickHouse-Key, compared in constant time. */
+function presents(req: http.IncomingMessage, secret: string): boolean {
+  const auth = req.headers.authorization;
+  let given = req.headers['x-clickhouse-key'];
+  if (typeof given !== 'string' && auth?.startsWith('Basic ')) {
+    const decoded = Buffer.from(auth.slice(6), 'base64').toString('utf8');
+    given = decoded.slice(decoded.indexOf(':') + 1);
+  }
+  if (typeof given !== 'string') return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(secret);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 async function readBody(req: http.IncomingMessage): Promise<Buffer> {
@@ -142,3 +170,11 @@ async function handle(client: ClickHouseClient, req: http.IncomingMessage, res: 
     res.writeHead(e.status, { 'content-type': 'text/plain', 'x-clickhouse-exception-code': e.code, 'x-clickhouse-query-id': queryId }).end(e.text);
   }
 }
+
+/** The endpoint as a CLICKHOUSE_URL with its secret as the password (for a process that read endpoint.json). */
+export const endpointUrl = (info: EndpointInfo): string => {
+  const u = new URL(info.url);
+  u.username = 'event-lens';
+  u.password = info.secret;
+  return u.toString().replace(/\/$/, '');
+};

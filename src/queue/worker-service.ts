@@ -268,32 +268,47 @@ export class WorkerService {
     if (!this.active && this.stateValue !== 'created') return { flushedRows: 0, timedOut: false };
     const deadline = Date.now() + deadlineMs;
     this.transition('stopping');
-    await this.bull?.close();
-    if (this.connection) releaseBullConnection(this.connection);
-    await Promise.all(this.loops);
-    let flushedRows = 0;
+    /** Waits for `work` until the deadline; false when the deadline came first (the work is then abandoned). */
+    const within = async (work: Promise<unknown>): Promise<boolean> => {
+      let timer: NodeJS.Timeout | undefined;
+      const inTime = await Promise.race([
+        work.then(
+          () => true,
+          () => true,
+        ),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+        }),
+      ]);
+      clearTimeout(timer);
+      return inTime;
+    };
     let timedOut = false;
+    // a dead Redis makes every step wait: each one is bounded by the same deadline
+    if (this.bull && !(await within(this.bull.close()))) {
+      timedOut = true;
+      void this.bull.close(true).catch(() => {});
+    }
+    if (this.connection) releaseBullConnection(this.connection);
+    if (!(await within(Promise.all(this.loops)))) timedOut = true;
+    let flushedRows = 0;
     const flusher = this.deps.flusher;
-    if (flusher) {
+    if (flusher && !timedOut) {
+      let cut = false;
       const flushAll = (async () => {
-        for (;;) {
+        // the flag ends the loop at the deadline: no lease is taken after it, or after release()
+        while (!cut) {
           const { rows } = await flusher.tick(true);
           flushedRows += rows;
           if (rows === 0) return;
         }
       })();
-      const remaining = Math.max(0, deadline - Date.now());
-      let timer: NodeJS.Timeout | undefined;
-      timedOut = await Promise.race([
-        flushAll.then(() => false),
-        new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(true), remaining);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) this.deps.log.warn({ deadlineMs }, 'shutdown flush deadline passed; the rest stays in Redis for the next flusher');
-      await flusher.release();
+      flushAll.catch(() => {});
+      if (!(await within(flushAll))) timedOut = true;
+      cut = true;
+      if (!(await within(flusher.release()))) timedOut = true;
     }
+    if (timedOut) this.deps.log.warn({ deadlineMs }, 'shutdown deadline passed: what was not flushed stays in Redis for the next flusher');
     this.transition('stopped');
     return { flushedRows, timedOut };
   }

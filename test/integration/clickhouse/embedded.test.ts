@@ -2,7 +2,7 @@
  * The embedded engine: the settings-leak guard, and the loopback endpoint
  * through which other processes use a directory a worker owns.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -92,6 +92,21 @@ describe('embedded ClickHouse', () => {
     };
     expect(error.type).toBe('UNKNOWN_IDENTIFIER');
     expect(error.message).toContain('nope');
+  });
+
+  it('refuses a local process that does not present the secret of endpoint.json, which only the owner can read', async () => {
+    const file = path.join(dir, 'endpoint.json');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const info = readEndpoint(dir);
+    if (!info) throw new Error('no endpoint');
+    const anonymous = await fetch(`${info.url}/`, { method: 'POST', body: 'SELECT 1' });
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.text()).toMatch(/AUTHENTICATION_FAILED/);
+    const wrong = await fetch(`${info.url}/`, { method: 'POST', body: 'SELECT 1', headers: { 'x-clickhouse-key': 'guess' } });
+    expect(wrong.status).toBe(401);
+    const right = await fetch(`${info.url}/`, { method: 'POST', body: 'SELECT 1', headers: { 'x-clickhouse-key': info.secret } });
+    expect(right.status).toBe(200);
+    expect((await right.text()).trim()).toBe('1');
   });
 
   it('answers ping through the endpoint', async () => {

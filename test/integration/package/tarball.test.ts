@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openClickHouse, queryRows, type ClickHouse } from '../../../src/clickhouse/client.js';
-import { readEndpoint } from '../../../src/clickhouse/embedded-endpoint.js';
+import { endpointUrl, readEndpoint } from '../../../src/clickhouse/embedded-endpoint.js';
 import { testRedis, type TestRedis } from '../../helpers/services.js';
 
 const run = promisify(execFile);
@@ -144,7 +144,7 @@ describe('the packed package', () => {
       server = await openClickHouse({ clickhouseUrl: undefined, dataDir, clickhouseDatabase: 'lean' }, { serve: true });
       const endpoint = readEndpoint(dataDir);
       if (!endpoint) throw new Error('no endpoint');
-      const env = { CLICKHOUSE_URL: endpoint.url, CLICKHOUSE_DATABASE: 'lean' };
+      const env = { CLICKHOUSE_URL: endpointUrl(endpoint), CLICKHOUSE_DATABASE: 'lean' };
       const m = await node(dir, [bin, 'migrate'], env);
       expect(m.stderr).toBe('');
       expect(m.code).toBe(0);
