@@ -101,6 +101,7 @@ export const CLICKHOUSE_DATA_ERRORS: ReadonlySet<string> = new Set([
   'ARGUMENT_OUT_OF_BOUND',
   'ATTEMPT_TO_READ_AFTER_EOF',
   'UNKNOWN_FIELD', // a JSONEachRow key that is no column (with input_format_skip_unknown_fields off)
+  'VIOLATED_CONSTRAINT', // a row breaking a table CONSTRAINT: the same row fails again until the constraint changes
 ]);
 
 /** Classifies a failed ClickHouse insert: retryable unless its error type names the data. */

@@ -86,6 +86,7 @@ export const scripts = {
   flushGroup: loadScript('flushGroup-2.lua'),
   releaseLease: loadScript('releaseLease-1.lua'),
   intakeSession: loadScript('intakeSession-2.lua'),
+  redriveDead: loadScript('redriveDead-3.lua'),
 } as const;
 
 /** Which of a visitor's two device records holds its session (lua/intakeSession-2.lua). */
@@ -118,4 +119,11 @@ export function expectArray(script: LuaScript, reply: unknown): unknown[] {
   if (Array.isArray(reply)) return reply as unknown[];
   const name = Object.entries(ScriptCode).find(([, code]) => code === reply)?.[0] ?? 'unexpected reply';
   throw new ScriptError(script.name, `returned ${String(reply)} (${name})`);
+}
+
+/** Moves one dead letter's row back to ready (lua/redriveDead-3.lua); false when the entry is gone already. */
+export async function redriveDead(redis: RedisClient, keys: { dead: string; ready: string; stats: string }, entry: string, row: string): Promise<boolean> {
+  const reply = await scripts.redriveDead.run(redis, [keys.dead, keys.ready, keys.stats], [entry, row]);
+  if (reply !== 0 && reply !== 1) throw new ScriptError('redriveDead', `unexpected reply ${JSON.stringify(reply)}`);
+  return reply === 1;
 }

@@ -7,7 +7,9 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { EventLensError } from '../errors.js';
 import { registerBench } from './bench.js';
+import { registerDeadLetters } from './dead-letters.js';
 import { registerDemo } from './demo.js';
+import { registerFailed } from './failed.js';
 import { registerGenerate } from './generate.js';
 import { registerMigrate } from './migrate.js';
 import { registerMigrateLegacy } from './migrate-legacy.js';
@@ -46,6 +48,8 @@ registerDemo(program);
 registerBench(program);
 registerWorker(program);
 registerServe(program);
+registerDeadLetters(program);
+registerFailed(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -14,7 +14,8 @@ export const COUNTER_MEANINGS: Record<string, string> = {
   emitted: 'event rows whose duration settled and moved to the ready list',
   finalised: 'sessions ended (session_end + grace, or idle); each writes one sessions row',
   flushed: 'rows ClickHouse confirmed: event rows and sessions rows together',
-  dead: 'rows ClickHouse rejected as bad data, kept in the dead-letter lists',
+  dead: 'rows ClickHouse rejected as bad data, in the dead-letter lists now',
+  redriven: 'dead letters put back on the ready lists (dead-letters redrive)',
 };
 
 export function registerStatus(program: Command): void {
@@ -63,6 +64,9 @@ export function registerStatus(program: Command): void {
             })),
           ),
         );
+        out('');
+        const dead = shards.reduce((n, b) => n + b.dead, 0);
+        out(`dead letters: ${dead} (event-lens dead-letters list)   failed jobs: ${jobs.failed ?? 0} (event-lens failed list)`);
         out('');
         const counters = Object.entries(stats).map(([counter, value]) => ({ counter, value, counts: COUNTER_MEANINGS[counter] ?? '' }));
         out(counters.length > 0 ? table(counters) : 'no counters yet');

@@ -85,6 +85,8 @@ export function flusherOptions(
 export interface DeadLetter {
   error: string;
   row: unknown;
+  /** The row exactly as it was sent to ClickHouse (what a redrive puts back; entries of 0.1 lack it). */
+  text?: string;
 }
 
 export interface FlushResult {
@@ -290,7 +292,7 @@ export class Flusher {
       return [];
     } catch (err) {
       if (!(err instanceof ClickHouseWriteError) || err.retryable) throw err;
-      if (rows.length === 1) return [{ error: err.message, row: parseRow(rows[0] as string) }];
+      if (rows.length === 1) return [{ error: err.message, row: parseRow(rows[0] as string), text: rows[0] as string }];
       const half = Math.ceil(rows.length / 2);
       const left = await this.bisect(table, `${token}/a`, rows.slice(0, half));
       const right = await this.bisect(table, `${token}/b`, rows.slice(half));
