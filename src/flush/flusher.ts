@@ -241,7 +241,7 @@ export class Flusher {
     try {
       const result = await this.ch.client.exec({
         query: `INSERT INTO ${table} FORMAT JSONEachRow`,
-        values: Readable.from([Buffer.from(rows.join('\n'), 'utf8')], { objectMode: false }),
+        values: Readable.from([Buffer.from((this.options.faults?.outgoing(rows) ?? rows).join('\n'), 'utf8')], { objectMode: false }),
         clickhouse_settings: { insert_deduplication_token: id },
       });
       result.stream.resume();

@@ -4,9 +4,11 @@
  * generated stream through the producer, breaks something on purpose, and
  * compares ClickHouse with the reference model row by row.
  */
+import { execFile } from 'node:child_process';
 import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
+import { listDeadLetters } from '../../src/buffer/dead-letters.js';
 import { SessionBuffer } from '../../src/buffer/session-buffer.js';
 import type { RowFigures } from '../../src/buffer/durations.js';
 import type { GeneratedEvent } from '../../src/generate/model.js';
@@ -16,6 +18,7 @@ import { waitUntilDrained } from '../../src/queue/drain.js';
 import { Producer, type IncomingEvent } from '../../src/queue/producer.js';
 import { startCluster } from './cluster.js';
 import {
+  BIN,
   compare,
   drainBuffer,
   expectedRows,
@@ -47,6 +50,8 @@ export interface Run {
   progress(): Promise<number>;
   /** Resolves when the producer has enqueued everything. */
   enqueued: Promise<void>;
+  /** Share of the stream's jobs the producer has enqueued so far (0..1). */
+  sentShare(): number;
   /** Set once the comparison is done and the processes are being stopped. */
   finished: boolean;
 }
@@ -71,8 +76,12 @@ export interface ScenarioSpec {
   failedJobs?: number;
   /** Completed jobs the producer keeps (bad input reads their results). */
   keepCompleted?: number;
+  /** The producer's enqueueTimeoutMs (default: the producer's own). */
+  enqueueTimeoutMs?: number;
   /** The fault; runs while the stream is processed. */
   body(run: Run): Promise<void>;
+  /** After the buffer is drained, before ClickHouse is compared (a recovery step, such as a redrive). */
+  beforeCompare?(run: Run): Promise<void>;
   /** Extra checks after the comparison. */
   after?(run: Run): Promise<void>;
 }
@@ -91,25 +100,34 @@ async function enqueueAll(
   sent: { jobs: number },
 ): Promise<void> {
   let retries = 0;
+  let slowestFailureMs = 0;
   const maxWaiting = spec.maxWaitingJobs;
   for (let i = 0; i < events.length; i += PER_JOB) {
     const batch = events.slice(i, i + PER_JOB);
     const jobEvents = spec.mix ? spec.mix(batch, i / PER_JOB, Math.ceil(events.length / PER_JOB)) : batch;
     if (maxWaiting !== undefined) {
-      while ((await producer.queue.getWaitingCount().catch(() => maxWaiting)) >= maxWaiting) await sleep(50);
+      // a failed count (Redis down) lets the enqueue try, and fail within its timeout
+      // (BullMQ's count waits for a connection that is gone: bounded here)
+      const waiting = (): Promise<number> => Promise.race([producer.queue.getWaitingCount().catch(() => 0), sleep(500).then(() => 0)]);
+      while ((await waiting()) >= maxWaiting) await sleep(50);
     }
     for (let attempt = 0; ; attempt += 1) {
+      const callStarted = performance.now();
       try {
+        // re-sent after a failure with the same ids, so a job that landed anyway changes nothing
         await producer.enqueueBatch(jobEvents as IncomingEvent[]); // malformed on purpose in bad-input
         sent.jobs += 1;
         break;
-      } catch {
+      } catch (err) {
+        if (process.env.CHAOS_DEBUG) process.stderr.write(`enqueue failed: ${(err as Error).message}\n`);
+        slowestFailureMs = Math.max(slowestFailureMs, performance.now() - callStarted);
         retries += 1;
         await sleep(Math.min(100 * 2 ** attempt, 2_000));
       }
     }
   }
   figures.enqueueRetries = retries;
+  if (retries > 0) figures.slowestFailedEnqueueMs = Math.round(slowestFailureMs);
 }
 
 export async function runScenario(spec: ScenarioSpec, options: ScenarioOptions): Promise<ScenarioResult> {
@@ -130,6 +148,8 @@ export async function runScenario(spec: ScenarioSpec, options: ScenarioOptions):
     queueName: stack.config.queueName,
     prefix: stack.config.queuePrefix,
     ...(spec.keepCompleted ? { keepCompleted: spec.keepCompleted } : {}),
+    ...(spec.enqueueTimeoutMs ? { enqueueTimeoutMs: spec.enqueueTimeoutMs } : {}),
+    onError: () => (clientErrors += 1),
   });
   producer.queue.on('error', () => (clientErrors += 1));
   const figures: Record<string, string | number> = {};
@@ -152,21 +172,26 @@ export async function runScenario(spec: ScenarioSpec, options: ScenarioOptions):
       figures,
       failures,
       enqueued,
+      sentShare: () => sent.jobs / jobs,
       finished: false,
       progress: async () => {
         const { pending } = await queueCounts(queue).catch(() => ({ pending: sent.jobs }));
         return Math.max(0, (sent.jobs - pending) / jobs);
       },
     };
-    await Promise.all([enqueued, spec.body(run)]);
+    const debug = (m: string): void => void (process.env.CHAOS_DEBUG && process.stderr.write(`${m}\n`));
+    await Promise.all([enqueued.then(() => debug('enqueued')), spec.body(run).then(() => debug(`body done; unexpected exits: ${stack.unexpectedExits.join('; ') || 'none'}`))]);
     await waitUntilDrained(queue, 600_000, 250);
+    debug('drained');
     const { failed } = await queueCounts(queue);
     if (failed !== (spec.failedJobs ?? 0)) failures.push(`${failed} jobs failed (expected ${spec.failedJobs ?? 0})`);
     figures.failedJobs = failed;
     await drainBuffer(redis, stack.config, 300_000);
+    debug('buffer drained');
     const stats = await new SessionBuffer(redis, stack.config).stats();
     figures.late = stats.late ?? 0;
     figures.duplicateIdsDropped = stats.duplicate ?? 0;
+    await spec.beforeCompare?.(run);
     const counts = await compare(await stack.clickhouse(), expected);
     await spec.after?.(run);
     run.finished = true;
@@ -358,3 +383,122 @@ export const redisCluster: ScenarioSpec = {
     if (crossSlot > 0) run.failures.push(`${crossSlot} CROSSSLOT errors in the worker logs`);
   },
 };
+
+/** Rows in the dead-letter lists of every shard and stream. */
+async function deadLetterCount(run: Run): Promise<number> {
+  return (await new SessionBuffer(run.redis, run.stack.config).backlog()).reduce((n, b) => n + b.dead, 0);
+}
+
+/** 8. ClickHouse rejects every insert for 30 s with a systemic error (authentication), through the real classifier: nothing is dead-lettered. */
+export function clickhouseSystemic(outageMs = 30_000): ScenarioSpec {
+  const file = (stack: Stack): string => path.join(stack.dataDir, 'clickhouse-systemic');
+  return {
+    name: 'clickhouse-systemic',
+    env: { BACKLOG_HIGH_WATERMARK: '15000', BACKLOG_LOW_WATERMARK: '5000' },
+    flushEnv: (stack) => ({ EVENT_LENS_FAULTS: `clickhouse-systemic-file:${file(stack)}` }),
+    async body(run) {
+      while ((await run.progress()) < 0.15) await sleep(100);
+      writeFileSync(file(run.stack), 'AUTHENTICATION_FAILED');
+      await sleep(outageMs / 2);
+      run.figures.deadLettersMidOutage = await deadLetterCount(run);
+      await sleep(outageMs / 2);
+      rmSync(file(run.stack));
+      run.figures.outageS = Math.round(outageMs / 1000);
+    },
+    async after(run) {
+      run.figures.deadLetters = await deadLetterCount(run);
+      run.figures.backpressureEngaged = run.stack.logged(/backpressure: stopped taking jobs/).length;
+      run.figures.failedFlushRounds = run.stack.logged(/loop iteration failed/).length;
+      if (run.figures.deadLetters !== 0 || run.figures.deadLettersMidOutage !== 0) run.failures.push(`good rows were dead-lettered: ${run.figures.deadLetters}`);
+      if (run.figures.backpressureEngaged === 0) run.failures.push('backpressure never engaged during the systemic failure');
+      if (run.figures.failedFlushRounds === 0) run.failures.push('no insert failed: the fault hook did not fire');
+    },
+  };
+}
+
+/** 9. SIGTERM to every worker while Redis is unreachable: each exits within SHUTDOWN_TIMEOUT_MS + margin; after Redis and the workers return, nothing is lost. */
+export function sigtermRedisDown(shutdownMs = 5_000, marginMs = 3_000): ScenarioSpec {
+  return {
+    name: 'sigterm-redis-down',
+    redisArgs: ['--appendonly', 'yes', '--appendfsync', 'everysec'],
+    env: { SHUTDOWN_TIMEOUT_MS: String(shutdownMs) },
+    enqueueTimeoutMs: 1_000,
+    async body(run) {
+      while ((await run.progress()) < 0.4) await sleep(100);
+      await run.server.kill('SIGKILL');
+      await sleep(300);
+      const names = [...run.stack.procs.keys()];
+      const roles = new Map(names.map((n) => [n, run.stack.procs.get(n)?.role as 'ingest' | 'flush']));
+      const timings = await Promise.all(
+        names.map(async (name) => {
+          const t0 = performance.now();
+          const code = await run.stack.kill(name, 'SIGTERM');
+          return { name, ms: Math.round(performance.now() - t0), code };
+        }),
+      );
+      run.figures.slowestExitMs = Math.max(...timings.map((t) => t.ms));
+      run.figures.exitCodes = timings.map((t) => `${t.name}:${t.code}`).join('/');
+      if (run.figures.slowestExitMs > shutdownMs + marginMs + 1_000) run.failures.push(`a worker took ${run.figures.slowestExitMs} ms to exit (deadline ${shutdownMs} + ${marginMs} ms)`);
+      if (timings.some((t) => t.code === 0)) run.failures.push('a worker exited 0 although Redis was gone (work was left behind)');
+      await run.server.restart();
+      for (const name of names) run.stack.start(name, roles.get(name) ?? 'ingest');
+    },
+  };
+}
+
+/** 10. The producer against a dead Redis: every enqueue rejects within enqueueTimeoutMs; the re-sent events give the same rows. */
+export function producerDeadRedis(timeoutMs = 1_000, downMs = 6_000): ScenarioSpec {
+  return {
+    name: 'producer-dead-redis',
+    redisArgs: ['--appendonly', 'yes', '--appendfsync', 'everysec'],
+    enqueueTimeoutMs: timeoutMs,
+    // an API that sends as the workers take: the producer is still sending when Redis dies
+    maxWaitingJobs: 20,
+    async body(run) {
+      // once the workers run (they refuse to start without Redis), while the producer is still sending
+      while ((await run.progress()) < 0.05) await sleep(50);
+      await run.server.kill('SIGKILL');
+      run.figures.killedAtSent = Number(run.sentShare().toFixed(2));
+      await sleep(downMs);
+      await run.server.restart();
+      run.figures.redisDownMs = downMs;
+    },
+    async after(run) {
+      const slowest = Number(run.figures.slowestFailedEnqueueMs ?? 0);
+      if (!run.figures.enqueueRetries) run.failures.push('no enqueue failed: Redis was not down while the producer sent');
+      if (slowest > timeoutMs + 500) run.failures.push(`a failed enqueue took ${slowest} ms (enqueueTimeoutMs ${timeoutMs})`);
+    },
+  };
+}
+
+/** 11. Poison rows: the fault hook corrupts 20 rows in flight; exactly those are dead-lettered; after the hook is removed, `dead-letters redrive --all` puts them in once. */
+export function poisonRows(count = 20): ScenarioSpec {
+  const file = (stack: Stack): string => path.join(stack.dataDir, 'corrupt-ids');
+  let poisoned: string[] = [];
+  return {
+    name: 'poison-rows',
+    flushEnv: (stack) => ({ EVENT_LENS_FAULTS: `corrupt-ids-file:${file(stack)}` }),
+    async body(run) {
+      const step = Math.floor(run.events.length / count);
+      poisoned = Array.from({ length: count }, (_, i) => run.events[i * step]?.id as string);
+      writeFileSync(file(run.stack), `${poisoned.join('\n')}\n`);
+    },
+    async beforeCompare(run) {
+      const dead = await listDeadLetters(run.redis, new SessionBuffer(run.redis, run.stack.config));
+      const ids = dead.map((d) => d.id).sort();
+      run.figures.deadLetters = ids.length;
+      if (JSON.stringify(ids) !== JSON.stringify([...poisoned].sort())) {
+        run.failures.push(`dead letters ${ids.length} are not exactly the ${poisoned.length} corrupted rows (e.g. ${ids.find((id) => !poisoned.includes(id)) ?? poisoned.find((id) => !ids.includes(id))})`);
+      }
+      rmSync(file(run.stack));
+      // the operator's command, as a process
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, [BIN, 'dead-letters', 'redrive', '--all'], { env: run.stack.env() }, (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout))),
+      );
+      run.figures.redrive = out.trim().split(' ')[0] ?? '';
+      await drainBuffer(run.redis, run.stack.config, 120_000);
+      run.figures.deadLettersAfterRedrive = await deadLetterCount(run);
+      if (run.figures.deadLettersAfterRedrive !== 0) run.failures.push(`${run.figures.deadLettersAfterRedrive} dead letters left after the redrive`);
+    },
+  };
+}

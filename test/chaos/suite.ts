@@ -1,7 +1,20 @@
 /** The scenarios in the order `npm run test:chaos` runs them. */
 import { badInput } from './bad-input.js';
 import type { ScenarioResult } from './harness.js';
-import { clickhouseOutage, flusherCrash, memoryPressure, redisCluster, redisRestart, replicaCrashes, runScenario, type ScenarioOptions } from './scenarios.js';
+import {
+  clickhouseOutage,
+  clickhouseSystemic,
+  flusherCrash,
+  memoryPressure,
+  poisonRows,
+  producerDeadRedis,
+  redisCluster,
+  redisRestart,
+  replicaCrashes,
+  runScenario,
+  sigtermRedisDown,
+  type ScenarioOptions,
+} from './scenarios.js';
 
 export interface Scenario {
   name: string;
@@ -18,4 +31,8 @@ export const SCENARIOS: Scenario[] = [
   spec(redisCluster),
   spec(badInput()),
   spec(memoryPressure()),
+  spec(clickhouseSystemic()),
+  spec(sigtermRedisDown()),
+  spec(producerDeadRedis()),
+  spec(poisonRows()),
 ];

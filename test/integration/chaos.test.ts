@@ -1,11 +1,11 @@
 /**
  * The reduced chaos set that runs with every `npm test` (and so in CI):
- * four scenarios of the full suite on shorter streams. The full suite, with
- * all seven scenarios on 100 000 events each, is `npm run test:chaos`.
+ * five scenarios of the full suite on shorter streams. The full suite, with
+ * all eleven scenarios on 100 000 events each, is `npm run test:chaos`.
  */
 import { describe, expect, it } from 'vitest';
 import { badInput } from '../chaos/bad-input.js';
-import { flusherCrash, redisCluster, redisRestart, runScenario, type ScenarioSpec } from '../chaos/scenarios.js';
+import { flusherCrash, poisonRows, redisCluster, redisRestart, runScenario, type ScenarioSpec } from '../chaos/scenarios.js';
 
 const EVENTS = 10_000;
 
@@ -15,6 +15,7 @@ describe.sequential('chaos (reduced set; the full suite is npm run test:chaos)',
     [redisRestart, 2],
     [redisCluster, 3],
     [badInput(2_000), 4],
+    [poisonRows(10), 5],
   ];
   for (const [spec, seed] of cases) {
     it(`${spec.name}: nothing lost, doubled or wrong`, { timeout: 240_000 }, async () => {

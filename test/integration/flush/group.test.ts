@@ -36,7 +36,7 @@ function options(owner: string, inserts: number[] = [], faults?: Faults): Flushe
 }
 
 /** Faults that "kill" the flusher (throw) right after its first confirmed insert. */
-const dieAfterInsert = (): Faults => ({ description: 'test', beforeInsert() {}, afterInsert: () => { throw new Error('killed after insert'); } });
+const dieAfterInsert = (): Faults => ({ description: 'test', beforeInsert() {}, outgoing: (rows) => rows, afterInsert: () => { throw new Error('killed after insert'); } });
 
 beforeEach(async () => {
   run += 1;

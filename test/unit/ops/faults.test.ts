@@ -27,6 +27,36 @@ describe('faultsFromEnv', () => {
     expect((error as ClickHouseWriteError).retryable).toBe(true);
     rmSync(dir, { recursive: true, force: true });
   });
+
+  it('clickhouse-systemic-file fails inserts with an error the classifier retries', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'faults-'));
+    const file = path.join(dir, 'systemic');
+    writeFileSync(file, '');
+    const faults = faultsFromEnv({ EVENT_LENS_FAULTS: `clickhouse-systemic-file:${file}` });
+    const error = (() => {
+      try {
+        faults?.beforeInsert();
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    })();
+    expect(error).toBeInstanceOf(ClickHouseWriteError);
+    expect((error as ClickHouseWriteError).retryable).toBe(true);
+    expect((error as Error).message).toContain('AUTHENTICATION_FAILED');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('corrupt-ids-file breaks the createdAt of the listed rows in flight only while the file exists', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'faults-'));
+    const file = path.join(dir, 'ids');
+    const faults = faultsFromEnv({ EVENT_LENS_FAULTS: `corrupt-ids-file:${file}` });
+    const rows = ['{"id":"a","createdAt":"2026-10-01 10:00:00.000"}', '{"id":"b","createdAt":"2026-10-01 10:00:00.000"}'];
+    expect(faults?.outgoing(rows)).toEqual(rows);
+    writeFileSync(file, 'b\n');
+    expect(faults?.outgoing(rows)).toEqual([rows[0], '{"id":"b","createdAt":"corrupted by the fault hook"}']);
+    rmSync(dir, { recursive: true, force: true });
+  });
 });
 
 describe('Redis error classes', () => {
