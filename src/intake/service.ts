@@ -20,7 +20,7 @@ import type { Config } from '../config.js';
 import { EventLensError } from '../errors.js';
 import type { Logger } from '../ops/log.js';
 import { createRedis, redisTarget, type RedisClient } from '../ops/redis.js';
-import { Producer } from '../queue/producer.js';
+import { Producer, producerOptions } from '../queue/producer.js';
 import { Coalescer } from './coalescer.js';
 import { IntakeGate } from './gate.js';
 import { Identity } from './identity.js';
@@ -62,14 +62,7 @@ export async function startIntake(
   await Promise.race([connected, sleep(config.enqueueTimeoutMs)]);
 
   const metrics = new IntakeMetrics();
-  const producer = new Producer({
-    redisUrl: config.redisUrl,
-    cluster: config.redisCluster,
-    queueName: config.queueName,
-    prefix: config.queuePrefix,
-    enqueueTimeoutMs: config.enqueueTimeoutMs,
-    onError: (message) => log.warn(message),
-  });
+  const producer = new Producer(producerOptions(config, (message) => log.warn(message)));
   const coalescer = new Coalescer(
     async (events) => {
       metrics.batchEvents.observe(events.length);

@@ -63,6 +63,21 @@ export class EnqueueError extends EventLensError {
   }
 }
 
+/** The producer options a Config names (queue, prefix, cluster, timeout), for Event Lens's own commands. */
+export function producerOptions(
+  config: { redisUrl: string; redisCluster: boolean; queueName: string; queuePrefix: string; enqueueTimeoutMs: number },
+  onError: (message: string) => void,
+): ProducerOptions {
+  return {
+    redisUrl: config.redisUrl,
+    cluster: config.redisCluster,
+    queueName: config.queueName,
+    prefix: config.queuePrefix,
+    enqueueTimeoutMs: config.enqueueTimeoutMs,
+    onError,
+  };
+}
+
 export const DEFAULT_JOB_OPTIONS: JobsOptions = {
   attempts: 8,
   backoff: { type: 'exponential', delay: 500 },

@@ -8,7 +8,7 @@ import type { Config } from '../config.js';
 import { ValidationError } from '../errors.js';
 import { decodeLine, isBlank } from './lines.js';
 import { MAX_BATCH_EVENTS } from '../queue/jobs.js';
-import { Producer, type IncomingEvent } from '../queue/producer.js';
+import { Producer, producerOptions, type IncomingEvent } from '../queue/producer.js';
 
 export interface EnqueueSummary {
   read: number;
@@ -24,14 +24,8 @@ export async function enqueueStream(
   onInvalid: (line: number, reason: string) => void,
 ): Promise<EnqueueSummary> {
   const started = performance.now();
-  const producer = new Producer({
-    redisUrl: config.redisUrl,
-    cluster: config.redisCluster,
-    queueName: config.queueName,
-    prefix: config.queuePrefix,
-    enqueueTimeoutMs: config.enqueueTimeoutMs,
-    onError: () => {}, // the failed call's EnqueueError is the one line the command prints
-  });
+  // the failed call's EnqueueError is the one line the command prints
+  const producer = new Producer(producerOptions(config, () => {}));
   const s: EnqueueSummary = { read: 0, enqueued: 0, rejected: 0, jobs: 0, seconds: 0 };
   let batch: IncomingEvent[] = [];
   const send = async (): Promise<void> => {

@@ -213,17 +213,18 @@ export async function runScenario(spec: ScenarioSpec, options: ScenarioOptions):
 
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)] as T;
 
-/** 1. Replica crashes: three ingest workers and a flusher; every 2 s one process is SIGKILLed and restarted (a random ingest worker; every third time the flusher). */
+/** 1. Replica crashes: three ingest workers and a flusher; every second one process is SIGKILLed and restarted (a random ingest worker; every third time the flusher). */
 export const replicaCrashes: ScenarioSpec = {
   name: 'replica-crashes',
   ingestWorkers: 3,
   env: { LEASE_MS: '3000' },
   async body(run) {
-    await run.enqueued.catch(() => {});
+    // from the first job on, not after the producer is done: the workers may finish soon after it
+    while ((await run.progress()) === 0) await sleep(50);
     let kills = 0;
     const byRole: Record<string, number> = {};
     while ((await run.progress()) < 1) {
-      await sleep(2_000);
+      await sleep(1_000);
       // a random ingest worker, and every third kill the flusher (which owns the embedded ClickHouse)
       const name = kills % 3 === 1 ? 'flush' : pick([...run.stack.procs.keys()].filter((n) => n !== 'flush'));
       const proc = run.stack.procs.get(name);
