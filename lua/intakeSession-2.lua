@@ -17,12 +17,13 @@
 
   Returns: { 1 | 2, sessionId }: 1 when today's device id holds the session,
            2 when yesterday's does (the caller answers with that device id).
-           -1 ARGS_MISMATCH when an argument is not a number.
+           -1 ARGS_MISMATCH when a time argument is not a number (or NaN).
 ]]
 local now = tonumber(ARGV[1])
 local timeout = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[4])
-if not now or not timeout or not ttl then return -1 end
+-- (x ~= x is NaN, which tonumber accepts)
+if not now or not timeout or not ttl or now ~= now or timeout ~= timeout or ttl ~= ttl then return -1 end
 
 -- a record's session when it is live at `now`, and its last event time
 local function live(key)
