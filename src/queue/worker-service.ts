@@ -22,7 +22,7 @@
  * other replicas or the next start.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { IngestResult, SessionBuffer } from '../buffer/session-buffer.js';
 import type { Config } from '../config.js';
 import { backoffMs, isOutOfMemory, isTransientRedisError, ValidationError } from '../errors.js';
@@ -73,6 +73,8 @@ export class WorkerService {
   private jobsWaitingForRoom = 0;
   /** BullMQ's connection: options, or (on a cluster) a client of ours that BullMQ does not close. */
   private connection?: ReturnType<typeof bullConnection>;
+  /** Reads the queue's oldest waiting job for the sweep clock (every role sweeps). */
+  private waiting?: { queue: Queue; connection: ReturnType<typeof bullConnection> };
 
   constructor(private readonly deps: WorkerServiceDeps) {
     if (deps.role !== 'ingest' && !deps.flusher) throw new Error(`role ${deps.role} needs a flusher`);
@@ -120,6 +122,9 @@ export class WorkerService {
       });
       this.bull.on('error', (err) => this.deps.log.error({ error: err.message }, 'queue error'));
     }
+    const waitingConnection = bullConnection(this.deps.redis, 'producer');
+    this.waiting = { connection: waitingConnection, queue: new Queue(config.queueName, { connection: waitingConnection, prefix: config.queuePrefix }) };
+    this.waiting.queue.on('error', () => {}); // the sweep that reads it reports the failure
     this.loops.push(this.every(config.sweepIntervalMs, () => this.sweepAndCheck(), 'sweep'));
     if (role !== 'ingest') this.loops.push(this.every(Math.min(config.flushIntervalMs, 250), () => this.flushOnce(), 'flush'));
   }
@@ -220,10 +225,25 @@ export class WorkerService {
     }
   }
 
+  /**
+   * The buffer clock of a sweep: now, but never past the enqueue time of the
+   * oldest job still waiting in the queue. Grace (O1) covers reordering between
+   * events that reach the buffer; events held in the queue (intake paused by
+   * backpressure, no ingest worker running, a burst) have not reached it yet,
+   * and a row they would change must not be written before they do. So the
+   * sweep emits only what would have been emitted by the time those events were
+   * enqueued. (Delayed jobs, BullMQ's retries, are not waited for: transient
+   * failures are held in place instead, see process().)
+   */
+  private async sweepClock(now: number): Promise<number> {
+    const [oldest] = (await this.waiting?.queue.getJobs(['waiting'], 0, 0, true)) ?? [];
+    return oldest ? Math.min(now, oldest.timestamp) : now;
+  }
+
   private async sweepAndCheck(): Promise<void> {
     const { buffer, metrics, config, log } = this.deps;
     const now = Date.now();
-    const swept = await buffer.sweep(now);
+    const swept = await buffer.sweep(await this.sweepClock(now));
     metrics.rowsEmitted.inc(swept.emitted);
     metrics.sessionsFinalised.inc(swept.finalised);
 
@@ -291,6 +311,11 @@ export class WorkerService {
     }
     if (this.connection) releaseBullConnection(this.connection);
     if (!(await within(Promise.all(this.loops)))) timedOut = true;
+    if (this.waiting) {
+      const { queue, connection } = this.waiting;
+      if (!(await within(queue.close()))) void queue.disconnect().catch(() => {});
+      releaseBullConnection(connection);
+    }
     let flushedRows = 0;
     const flusher = this.deps.flusher;
     if (flusher && !timedOut) {

@@ -153,6 +153,30 @@ describe('WorkerService', () => {
     expect((await buffer.stats()).accepted).toBe(2);
   });
 
+  it('writes no row while an event that changes it waits in the queue past the grace (intake held), so it is not late', async () => {
+    await truncate();
+    const { producer, worker, idle, buffer } = setup({ graceMs: 3_000 });
+    const t0 = Date.now() - 120_000;
+    const view = (id: string, at: number) => ({ id, projectId: 'p', sessionId: 'held', name: 'screen_view', createdAt: t0 + at });
+    await worker('flush');
+    const ingest = await worker('ingest');
+    await producer.enqueueBatch([view('v1', 0), view('v3', 20_000)]);
+    await idle();
+    // intake stops (backpressure, or no ingest worker), and the event between them waits in the queue
+    await ingest.stop();
+    await producer.enqueueBatch([view('v2', 5_000)]);
+    await new Promise((r) => setTimeout(r, 5_000)); // longer than the grace: the flusher keeps sweeping
+    await worker('ingest');
+    await idle();
+    let v1: { duration: number | null } | undefined;
+    for (let i = 0; i < 100 && v1 === undefined; i += 1) {
+      v1 = (await rowsById()).get('v1');
+      if (v1 === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(v1?.duration).toBe(5_000);
+    expect((await buffer.stats()).late ?? 0).toBe(0);
+  });
+
   it('stops taking jobs when the backlog passes the high watermark and resumes below the low one', async () => {
     await truncate();
     const concurrency = 2;
