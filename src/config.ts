@@ -62,6 +62,13 @@ export interface Config {
   leaseMs: number;
   /** Interval of the sweeper (emit due rows, finalise sessions) and of the backlog check. @defaultValue 250 */
   sweepIntervalMs: number;
+  /**
+   * Longest time the sweep clock stays behind the wall clock while jobs wait in
+   * the queue (see WorkerService.sweepClock): past it, rows are written even if
+   * a waiting event could still change them (liveness: a full Redis frees
+   * memory only by emitting). @defaultValue 60 000
+   */
+  sweepHoldMaxMs: number;
   /** Deadline of the final flush on SIGTERM. @defaultValue 30 000 */
   shutdownTimeoutMs: number;
   /** BullMQ job lock: a job of a killed worker is retried after about 1.5 × this; keep that below graceMs. @defaultValue 5 000 */
@@ -188,6 +195,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     backlogLowWatermark: r.int('BACKLOG_LOW_WATERMARK', 100_000, 0),
     leaseMs: r.int('LEASE_MS', 15_000, 1_000, 600_000),
     sweepIntervalMs: r.int('SWEEP_INTERVAL_MS', 250, 10, 60_000),
+    sweepHoldMaxMs: r.int('SWEEP_HOLD_MAX_MS', 60_000, 0, 86_400_000),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 30_000, 0, 3_600_000),
     workerLockMs: r.int('WORKER_LOCK_MS', 5_000, 1_000, 600_000),
     enqueueTimeoutMs: r.int('ENQUEUE_TIMEOUT_MS', 5_000, 100, 600_000),

@@ -232,12 +232,15 @@ export class WorkerService {
    * backpressure, no ingest worker running, a burst) have not reached it yet,
    * and a row they would change must not be written before they do. So the
    * sweep emits only what would have been emitted by the time those events were
-   * enqueued. (Delayed jobs, BullMQ's retries, are not waited for: transient
-   * failures are held in place instead, see process().)
+   * enqueued. The hold is bounded by SWEEP_HOLD_MAX_MS: a Redis at maxmemory
+   * frees memory only when sessions are emitted and finalised, so an unbounded
+   * hold would wait on jobs that wait on memory. (Delayed jobs, BullMQ's
+   * retries, are not waited for: transient failures are held in place
+   * instead, see process().)
    */
   private async sweepClock(now: number): Promise<number> {
     const [oldest] = (await this.waiting?.queue.getJobs(['waiting'], 0, 0, true)) ?? [];
-    return oldest ? Math.min(now, oldest.timestamp) : now;
+    return oldest ? Math.max(Math.min(now, oldest.timestamp), now - this.deps.config.sweepHoldMaxMs) : now;
   }
 
   private async sweepAndCheck(): Promise<void> {
