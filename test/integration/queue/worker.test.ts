@@ -9,6 +9,7 @@ import { computeSessionRows, type SessionEvent } from '../../../src/buffer/durat
 import { SessionBuffer } from '../../../src/buffer/session-buffer.js';
 import { queryRows } from '../../../src/clickhouse/client.js';
 import { loadConfig, type Config } from '../../../src/config.js';
+import { normalizeEvent } from '../../../src/event/normalize.js';
 import { Flusher } from '../../../src/flush/flusher.js';
 import { generateEvents, prng } from '../../../src/generate/model.js';
 import { createLogger } from '../../../src/ops/log.js';
@@ -155,15 +156,14 @@ describe('WorkerService', () => {
 
   it('writes no row while an event that changes it waits in the queue past the grace (intake held), so it is not late', async () => {
     await truncate();
-    const { producer, worker, idle, buffer } = setup({ graceMs: 3_000 });
+    const { producer, worker, idle, buffer, config } = setup({ graceMs: 3_000 });
     const t0 = Date.now() - 120_000;
     const view = (id: string, at: number) => ({ id, projectId: 'p', sessionId: 'held', name: 'screen_view', createdAt: t0 + at });
     await worker('flush');
-    const ingest = await worker('ingest');
-    await producer.enqueueBatch([view('v1', 0), view('v3', 20_000)]);
-    await idle();
-    // intake stops (backpressure, or no ingest worker), and the event between them waits in the queue
-    await ingest.stop();
+    // v1 and v3 reach the buffer (as an ingest worker would put them), and at the same moment the
+    // event between them is enqueued while no ingest worker runs: intake is held
+    const now = Date.now();
+    await buffer.ingest([view('v1', 0), view('v3', 20_000)].map((e) => normalizeEvent(e, { receivedAtMs: now, maxFutureMs: config.maxFutureMs })), now);
     await producer.enqueueBatch([view('v2', 5_000)]);
     await new Promise((r) => setTimeout(r, 5_000)); // longer than the grace: the flusher keeps sweeping
     await worker('ingest');
