@@ -108,6 +108,11 @@ export async function benchHttp(options: { connections: number; durationS: numbe
     await waitOk(`${url}/readyz`);
     const headers = { 'content-type': 'application/json', 'openpanel-client-id': CLIENT, origin: ORIGIN };
     let seq = 0;
+    /** Each request: the next page of the next visitor (1 000 user agents in turn). */
+    const nextTrack = <R extends object>(req: R): R => {
+      seq += 1;
+      return { ...req, body: trackBody(seq), headers: { ...headers, 'user-agent': UAS[seq % UAS.length] as string } };
+    };
     const run = async (route: 'noop' | 'track', durationS: number): Promise<HttpRun> => {
       const result = await autocannon({
         url: `${url}${route === 'noop' ? '/bench/noop' : '/track'}`,
@@ -115,14 +120,7 @@ export async function benchHttp(options: { connections: number; durationS: numbe
         connections: options.connections,
         duration: durationS,
         headers,
-        requests: [
-          {
-            setupRequest: (req) => {
-              seq += 1;
-              return { ...req, body: trackBody(seq), headers: { ...headers, 'user-agent': UAS[seq % UAS.length] as string } };
-            },
-          },
-        ],
+        requests: [{ setupRequest: nextTrack }],
       });
       return { requestsPerSecond: result.requests.average, p50Ms: result.latency.p50, p99Ms: result.latency.p99, non2xx: result.non2xx, errors: result.errors };
     };
@@ -179,7 +177,7 @@ export async function benchHttp(options: { connections: number; durationS: numbe
         connections: options.connections,
         amount: options.endToEndRequests,
         headers,
-        requests: [{ setupRequest: (req) => ((seq += 1), { ...req, body: trackBody(seq), headers: { ...headers, 'user-agent': UAS[seq % UAS.length] as string } }) }],
+        requests: [{ setupRequest: nextTrack }],
       });
       const expected = load['2xx'];
       let rows = 0;

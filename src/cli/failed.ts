@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Command } from 'commander';
-import { loadConfig } from '../config.js';
+import { loadConfig, redactUrl } from '../config.js';
 import { bullConnection, redisTarget, releaseBullConnection } from '../ops/redis.js';
 import { int } from './flags.js';
 import { out, table } from './output.js';
@@ -16,7 +16,7 @@ async function withQueue<T>(fn: (queue: Queue) => Promise<T>): Promise<T> {
     return await Promise.race([
       fn(queue),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Redis at ${config.redisUrl.replace(/\/\/[^@]*@/, '//***@')} did not answer within ${config.enqueueTimeoutMs} ms`)), config.enqueueTimeoutMs);
+        timer = setTimeout(() => reject(new Error(`Redis at ${redactUrl(config.redisUrl)} did not answer within ${config.enqueueTimeoutMs} ms`)), config.enqueueTimeoutMs);
       }),
     ]);
   } finally {

@@ -39,7 +39,7 @@ import type { RedisClient } from '../ops/redis.js';
 import { Groups, packBatches, parseMembers, type Batch, type FlushStream, type GroupRef, type Member } from './group.js';
 import { Inserter, type DeadLetter } from './insert.js';
 
-export { classifyInsertError, SYSTEMIC_MIN_ROWS, type DeadLetter } from './insert.js';
+export { SYSTEMIC_MIN_ROWS, type DeadLetter } from './insert.js';
 export { packBatches } from './group.js';
 
 /** The kinds of rows a shard flushes, each through its own keys and table. */

@@ -14,9 +14,6 @@ import { backoffMs, classifyClickHouseError, ClickHouseWriteError } from '../err
 import type { Faults } from '../ops/faults.js';
 import type { Metrics } from '../ops/metrics.js';
 
-/** Classifies an insert failure (kept for callers of the flusher's API; the table is in errors.ts). */
-export const classifyInsertError = classifyClickHouseError;
-
 /**
  * A batch of at least this many rows whose every row fails alone is a systemic
  * failure (a schema change, a setting), not that many bad rows: it is retried,

@@ -29,10 +29,6 @@ export class IntakeGate {
     return this.stateValue;
   }
 
-  get backlog(): number {
-    return this.backlogValue;
-  }
-
   /** Reads the backlog now and then every interval, until stop(). */
   async start(): Promise<void> {
     await this.check();
