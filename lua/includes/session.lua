@@ -188,11 +188,17 @@ local function endFigures(z, t, m)
   return t - first, views
 end
 
--- The ClickHouse row: the opaque payload (a JSON object written by the
--- worker) with duration and screenViews spliced in front. Never decoded.
+-- The ClickHouse row: the opaque payload written by the worker, a JSON array
+-- of the columns after duration and screenViews (src/event/columns.ts), with
+-- those two spliced in front. Never decoded. A payload held by a release
+-- before 0.5 is a JSON object: it gets the two as keys, and the flusher
+-- inserts such rows as JSONEachRow.
 local function row(duration, views, payload)
   local d = 'null'
   if duration ~= nil then d = string.format('%d', duration) end
+  if string.byte(payload, 1) == 91 then -- '['
+    return '[' .. d .. ',' .. views .. ',' .. string.sub(payload, 2)
+  end
   return '{"duration":' .. d .. ',"screenViews":' .. views .. ',' .. string.sub(payload, 2)
 end
 

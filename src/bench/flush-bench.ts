@@ -1,8 +1,10 @@
 /**
  * Flush benchmarks on the same final rows, side by side:
  *
- * - rawInsert: plain @clickhouse/client inserts (JSONEachRow, FLUSH_MAX_ROWS
- *   per insert), no Redis: ClickHouse's own cost. Next to it, the first 2 000
+ * - rawInsert: plain @clickhouse/client inserts (FLUSH_MAX_ROWS per insert),
+ *   no Redis: ClickHouse's own cost, in both layouts (JSONEachRow objects and
+ *   the positional JSONCompactEachRow rows the buffer emits); the faster one
+ *   is the ceiling the flusher and endToEnd are measured against. Next to it, the first 2 000
  *   of the rows in inserts of 25, as one shard's partial batches would be: the
  *   fixed cost of an insert, which is why the flusher groups shards.
  * - flush: Event Lens's flusher draining a prepared backlog of those rows
@@ -13,12 +15,16 @@ import { ulid } from 'ulid';
 import { SessionBuffer } from '../buffer/session-buffer.js';
 import { queryRows, type ClickHouse } from '../clickhouse/client.js';
 import type { Config } from '../config.js';
+import { EVENT_ROW_COLUMNS, isPositionalRow, positionalRow } from '../event/columns.js';
 import { Flusher, flusherOptions } from '../flush/flusher.js';
 import { deleteByPrefix, type RedisClient } from '../ops/redis.js';
 
 export interface FlushBenchResult {
   flushRows: number;
+  /** The faster of the two layouts. */
   rawInsertRowsPerSec: number;
+  rawInsertObjectsRowsPerSec: number;
+  rawInsertPositionalRowsPerSec: number;
   /** Plain inserts of 25 rows each (2 000 rows): rows/s and ms per insert. */
   smallInsertRowsPerSec: number;
   smallInsertMs: number;
@@ -31,13 +37,14 @@ async function countRows(ch: ClickHouse): Promise<number> {
   return Number(row?.n ?? 0);
 }
 
-/** Plain inserts of `batch` rows each; returns the seconds taken. */
+/** Plain inserts of `batch` rows each (objects, or positional rows); returns the seconds taken. */
 async function plainInserts(ch: ClickHouse, rows: readonly string[], batch: number): Promise<number> {
   await ch.client.command({ query: `TRUNCATE TABLE ${ch.database}.events` });
+  const format = rows[0] !== undefined && isPositionalRow(rows[0]) ? `(${EVENT_ROW_COLUMNS.join(', ')}) FORMAT JSONCompactEachRow` : 'FORMAT JSONEachRow';
   const started = performance.now();
   for (let i = 0; i < rows.length; i += batch) {
     const r = await ch.client.exec({
-      query: `INSERT INTO ${ch.database}.events FORMAT JSONEachRow`,
+      query: `INSERT INTO ${ch.database}.events ${format}`,
       values: Readable.from([Buffer.from(rows.slice(i, i + batch).join('\n'))], { objectMode: false }),
     });
     r.stream.resume();
@@ -47,10 +54,14 @@ async function plainInserts(ch: ClickHouse, rows: readonly string[], batch: numb
   return seconds;
 }
 
-export async function benchFlush(redis: RedisClient, ch: ClickHouse, config: Config, rows: readonly string[]): Promise<FlushBenchResult> {
+/** `objectRows`: the final rows as JSON objects; the flusher gets them in the positional layout the buffer emits. */
+export async function benchFlush(redis: RedisClient, ch: ClickHouse, config: Config, objectRows: readonly string[]): Promise<FlushBenchResult> {
+  const rows = objectRows.map((r) => positionalRow(JSON.parse(r) as Record<string, unknown>));
   const small = rows.slice(0, 2_000);
   const smallSeconds = await plainInserts(ch, small, 25);
-  const rawSeconds = await plainInserts(ch, rows, config.flushMaxRows);
+  const objectSeconds = await plainInserts(ch, objectRows, config.flushMaxRows);
+  const positionalSeconds = await plainInserts(ch, rows, config.flushMaxRows);
+  const rawSeconds = Math.min(objectSeconds, positionalSeconds);
 
   await ch.client.command({ query: `TRUNCATE TABLE ${ch.database}.events` });
   const prefix = `bench-flush-${ulid()}`;
@@ -74,6 +85,8 @@ export async function benchFlush(redis: RedisClient, ch: ClickHouse, config: Con
   return {
     flushRows: rows.length,
     rawInsertRowsPerSec: Math.round(raw),
+    rawInsertObjectsRowsPerSec: Math.round(rows.length / objectSeconds),
+    rawInsertPositionalRowsPerSec: Math.round(rows.length / positionalSeconds),
     smallInsertRowsPerSec: Math.round(small.length / smallSeconds),
     smallInsertMs: Number(((smallSeconds * 1000) / Math.ceil(small.length / 25)).toFixed(1)),
     flushRowsPerSec: Math.round(flush),

@@ -21,6 +21,7 @@
  * sessions stay for the other replicas (or the next start).
  */
 import type { BufferSettings } from '../config.js';
+import { finishedRow, parsePayload } from '../event/columns.js';
 import type { NormalizedEvent } from '../event/normalize.js';
 import { BufferKeys, sessionMember, shardOf, type ShardKeys } from './keys.js';
 import { expectArray, scripts } from './scripts.js';
@@ -93,12 +94,6 @@ export function sessionMeta(h: Readonly<Record<string, string>>): Partial<Record
   return out;
 }
 
-/**
- * The row of an event that is never held: duration NULL, screenViews 0, as
- * lua/includes/session.lua's row() writes emitted rows (built here, so that
- * Lua never copies a payload).
- */
-export const finishedRow = (payload: string): string => `{"duration":null,"screenViews":0,${payload.slice(1)}`;
 
 /** A held event's value in its session hash: the state ('V' screen_view, 'E' session_end), then the payload. */
 const heldValue = (e: NormalizedEvent): string => (e.kind === 'v' ? 'V' : 'E') + e.payload;
@@ -281,7 +276,7 @@ export class SessionBuffer {
         const at = emitAt.get(member);
         view.state = at === undefined || at === 'inf' ? 'unsettled' : 'settled';
         if (at !== undefined && at !== 'inf') view.emitAt = iso(Number(at));
-        const row = JSON.parse(payload) as { name?: string; path?: string };
+        const row = parsePayload(payload) as { name?: string; path?: string };
         view.name = row.name;
         if (row.path) view.path = row.path;
       }

@@ -1,14 +1,16 @@
 /**
  * `normalizeEvent` turns an incoming event into what the buffer holds: the
  * ordering fields it needs (`id`, `createdAtMs`, `kind`, session) and an opaque
- * `payload`, the ClickHouse row as JSON without `duration` and `screenViews`.
- * Lua never decodes the payload; it prepends those two columns when it emits
- * the row (see lua/ingest-3.lua).
+ * `payload`, the ClickHouse row as a positional JSON array without `duration`
+ * and `screenViews` (columns.ts). Lua never decodes the payload; it prepends
+ * those two values when it emits the row (row() in lua/includes/session.lua,
+ * called by lua/sweep-4.lua; lua/ingest-4.lua stores it).
  */
 import { newUlid as ulid } from './ulid.js';
 import { ValidationError, type ValidationIssue } from '../errors.js';
 import { DotsError, toDots, type DottedProperties } from './dots.js';
 import { LIMITS } from './limits.js';
+import { payloadOf, type PayloadColumn } from './columns.js';
 import { eventSchema, parseCreatedAt, type RawEvent } from './schema.js';
 
 /** How the buffer treats an event: a screen view, a session end, or anything else. */
@@ -28,7 +30,7 @@ export interface NormalizedEvent {
   path: string;
   /** This event's values of the sessions-row columns that come from a session's earliest event. */
   sessionFacts: Record<string, unknown>;
-  /** The ClickHouse row as a JSON object string, without duration and screenViews. */
+  /** The ClickHouse row as a positional JSON array (columns.ts PAYLOAD_COLUMNS), without duration and screenViews. */
   payload: string;
 }
 
@@ -105,7 +107,7 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions, assign
   }
 
   const id = raw.id ?? assignId();
-  const row: Record<string, unknown> = {
+  const row: Partial<Record<PayloadColumn, unknown>> = {
     id,
     projectId: raw.projectId,
     name: raw.name,
@@ -134,7 +136,7 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions, assign
     clamped,
     path: raw.path ?? '',
     sessionFacts,
-    payload: JSON.stringify(row),
+    payload: payloadOf(row),
   };
 }
 

@@ -10,6 +10,7 @@
  */
 import { Readable } from 'node:stream';
 import type { ClickHouse } from '../clickhouse/client.js';
+import { EVENT_ROW_COLUMNS, isPositionalRow, parseEventRow, positionalRow } from '../event/columns.js';
 import { backoffMs, classifyClickHouseError, ClickHouseWriteError } from '../errors.js';
 import type { Faults } from '../ops/faults.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -45,13 +46,24 @@ export class Inserter {
     private readonly sleep: (ms: number) => Promise<void>,
   ) {}
 
-  /** Inserts one batch of event rows (or of `table`'s rows) with its dedup token. */
+  /**
+   * Inserts one batch of rows with its dedup token, as one insert. Positional
+   * events rows (JSON arrays, see event/columns.ts) go as JSONCompactEachRow
+   * with the column list; a batch of objects only (sessions rows, or events
+   * rows held by a release before 0.5) as JSONEachRow. A batch that holds
+   * both (rows held across an upgrade) has its objects rewritten as
+   * positional rows, so that it stays one insert under one token.
+   */
   async insert(id: string, rows: readonly string[], table: string): Promise<void> {
     this.options.faults?.beforeInsert();
+    let body = this.options.faults?.outgoing(rows) ?? rows;
+    const positional = body.some(isPositionalRow);
+    if (positional) body = body.map((r) => (isPositionalRow(r) ? r : asPositional(r)));
+    const format = positional ? `(${EVENT_ROW_COLUMNS.join(', ')}) FORMAT JSONCompactEachRow` : 'FORMAT JSONEachRow';
     try {
       const result = await this.ch.client.exec({
-        query: `INSERT INTO ${table} FORMAT JSONEachRow`,
-        values: Readable.from([Buffer.from((this.options.faults?.outgoing(rows) ?? rows).join('\n'), 'utf8')], { objectMode: false }),
+        query: `INSERT INTO ${table} ${format}`,
+        values: Readable.from([Buffer.from(body.join('\n'), 'utf8')], { objectMode: false }),
         clickhouse_settings: { insert_deduplication_token: id },
       });
       result.stream.resume();
@@ -111,9 +123,19 @@ export class Inserter {
   }
 }
 
+/** An events row of the previous layout as a positional row; text that is no JSON object is sent as it is (ClickHouse rejects it, bisection isolates it). */
+function asPositional(text: string): string {
+  try {
+    const value = JSON.parse(text) as unknown;
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? positionalRow(value as Record<string, unknown>) : text;
+  } catch {
+    return text;
+  }
+}
+
 function parseRow(text: string): unknown {
   try {
-    return JSON.parse(text);
+    return parseEventRow(text);
   } catch {
     return text;
   }

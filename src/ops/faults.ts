@@ -16,6 +16,9 @@
  */
 import { existsSync as exists, readFileSync } from 'node:fs';
 import { classifyClickHouseError, ClickHouseWriteError } from '../errors.js';
+import { EVENT_ROW_COLUMNS, isPositionalRow, rowId } from '../event/columns.js';
+
+const CREATED_AT = EVENT_ROW_COLUMNS.indexOf('createdAt');
 
 export interface Faults {
   /** Called before each insert; throws while ClickHouse is "down". */
@@ -61,8 +64,11 @@ export function faultsFromEnv(env: NodeJS.ProcessEnv): Faults | undefined {
       if (!corruptFile || !exists(corruptFile)) return rows;
       const ids = new Set(readFileSync(corruptFile, 'utf8').split('\n').filter(Boolean));
       return rows.map((row) => {
-        const id = /"id":"([^"]+)"/.exec(row)?.[1];
-        return id && ids.has(id) ? row.replace(/"createdAt":"[^"]*"/, '"createdAt":"corrupted by the fault hook"') : row;
+        if (!ids.has(rowId(row))) return row;
+        if (!isPositionalRow(row)) return row.replace(/"createdAt":"[^"]*"/, '"createdAt":"corrupted by the fault hook"');
+        const values = JSON.parse(row) as unknown[];
+        values[CREATED_AT] = 'corrupted by the fault hook';
+        return JSON.stringify(values);
       });
     },
     afterInsert() {

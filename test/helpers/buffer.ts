@@ -4,6 +4,7 @@ import type { BufferSettings } from '../../src/config.js';
 import type { SessionBuffer } from '../../src/buffer/session-buffer.js';
 import { normalizeEvent, type NormalizedEvent } from '../../src/event/normalize.js';
 import type { SessionEvent } from '../../src/buffer/durations.js';
+import { parseEventRow } from '../../src/event/columns.js';
 
 export const T0 = Date.UTC(2026, 9, 1, 10, 0, 0);
 
@@ -50,7 +51,7 @@ export async function readyRows(redis: Redis, buffer: SessionBuffer): Promise<Em
   for (let shard = 0; shard < buffer.settings.bufferShards; shard += 1) {
     const sk = buffer.shardKeys(shard);
     for (const key of [sk.batch, sk.ready]) {
-      for (const text of await redis.lrange(key, 0, -1)) rows.push(JSON.parse(text) as EmittedRow);
+      for (const text of await redis.lrange(key, 0, -1)) rows.push(parseEventRow(text) as unknown as EmittedRow);
     }
   }
   return rows;

@@ -42,6 +42,47 @@ describe('Flusher', () => {
     expect((await buffer.backlog())[0]).toMatchObject({ ready: 0, inBatch: 0 });
   });
 
+  it('inserts rows of the previous layout (JSON objects, held across an upgrade) next to positional ones, each once, also when re-inserted', async () => {
+    await readyClicks(10);
+    const sk = buffer.shardKeys(0);
+    // the previous release's rows: the same columns as a JSON object
+    const objects = Array.from({ length: 6 }, (_, i) => JSON.stringify({ duration: 7, screenViews: 0, id: `old${i}`, projectId: 'p1', name: 'click', sessionId: 's1', createdAt: '2026-10-01 10:00:00.000', timestamp: '2026-10-01 10:00:00.000', path: '/old' }));
+    await services.redis.rpush(sk.ready, ...objects);
+    const claim = (await scripts.claimBatch.run(services.redis, [sk.ready, sk.batch, sk.batchMeta, sk.lease], ['dead', 60_000, 'BATCH-M', 50, 1 << 20])) as string[];
+    expect(claim.slice(2)).toHaveLength(16);
+    const dead = new Flusher(services.redis, buffer, services.clickhouse.ch, options('dead'));
+    await dead.insert(claim[1] as string, claim.slice(2));
+    await services.redis.del(sk.lease);
+    const other = new Flusher(services.redis, buffer, services.clickhouse.ch, options('other'));
+    expect((await other.flushShard(0)).rows).toBe(16);
+    const rows = await queryRows<{ id: string; duration: number | null; path: string }>(
+      services.clickhouse.ch,
+      `SELECT id, duration, path FROM ${services.clickhouse.database}.events ORDER BY id`,
+    );
+    expect(rows).toHaveLength(16);
+    expect(rows.filter((r) => r.id.startsWith('old')).map((r) => [r.duration, r.path])).toEqual(Array.from({ length: 6 }, () => [7, '/old']));
+    expect(rows.filter((r) => r.id.startsWith('c')).every((r) => r.duration === null && r.path === `/page/${r.id}`)).toBe(true);
+  });
+
+  it('re-inserts a batch of objects only as the previous release did, with its token, so a batch the previous release inserted before it died is stored once', async () => {
+    const sk = buffer.shardKeys(0);
+    const objects = Array.from({ length: 5 }, (_, i) => JSON.stringify({ duration: null, screenViews: 0, id: `old${i}`, projectId: 'p1', name: 'click', sessionId: 's1', createdAt: '2026-10-01 10:00:00.000', timestamp: '2026-10-01 10:00:00.000' }));
+    await services.redis.rpush(sk.ready, ...objects);
+    const claim = (await scripts.claimBatch.run(services.redis, [sk.ready, sk.batch, sk.batchMeta, sk.lease], ['old', 60_000, 'BATCH-O', 50, 1 << 20])) as string[];
+    // what the previous release sent: JSONEachRow with the batch's token
+    const { Readable } = await import('node:stream');
+    const r = await services.clickhouse.ch.client.exec({
+      query: `INSERT INTO ${services.clickhouse.database}.events FORMAT JSONEachRow`,
+      values: Readable.from([Buffer.from(claim.slice(2).join('\n'))], { objectMode: false }),
+      clickhouse_settings: { insert_deduplication_token: claim[1] as string },
+    });
+    r.stream.resume();
+    await services.redis.del(sk.lease);
+    const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, options('new'));
+    expect((await flusher.flushShard(0)).rows).toBe(5);
+    expect(await count()).toBe(5);
+  });
+
   it('re-reads the same batch with the same token after the flusher is killed between insert and ack, and stores it once', async () => {
     await readyClicks(30);
     const sk = buffer.shardKeys(0);

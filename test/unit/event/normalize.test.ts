@@ -1,3 +1,4 @@
+import { PAYLOAD_COLUMNS, parsePayload } from '../../../src/event/columns.js';
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../src/errors.js';
 import { CLAMPED_PROPERTY, normalizeEvent, normalizeLine } from '../../../src/event/normalize.js';
@@ -30,9 +31,10 @@ describe('normalizeEvent', () => {
 
   it('writes the row payload with flattened properties and UTC DateTime64 text', () => {
     const e = normalizeEvent({ ...base, id: 'a', createdAt: 1_790_000_000_123, properties: { cart: { n: 2 } }, country: 'de' }, opts);
-    const row = JSON.parse(e.payload) as Record<string, unknown>;
+    const row = parsePayload(e.payload);
+    expect(e.payload.startsWith('["a","p1","screen_view","s1"')).toBe(true);
     expect(row).toMatchObject({ id: 'a', projectId: 'p1', sessionId: 's1', createdAt: '2026-09-21 14:13:20.123', country: 'DE', properties: { 'cart.n': '2' } });
-    expect(row).not.toHaveProperty('duration');
+    expect(JSON.parse(e.payload)).toHaveLength(PAYLOAD_COLUMNS.length); // no duration, no screenViews
   });
 
   it('accepts a leap day in a leap year', () => {
@@ -43,7 +45,7 @@ describe('normalizeEvent', () => {
     const e = normalizeEvent({ ...base, createdAt: '2030-01-01T00:00:00Z' }, opts);
     expect(e.clamped).toBe(true);
     expect(e.createdAtMs).toBe(now);
-    expect((JSON.parse(e.payload) as { properties: Record<string, string> }).properties[CLAMPED_PROPERTY]).toBe('2030-01-01T00:00:00.000Z');
+    expect((parsePayload(e.payload) as { properties: Record<string, string> }).properties[CLAMPED_PROPERTY]).toBe('2030-01-01T00:00:00.000Z');
   });
 
   it.each([

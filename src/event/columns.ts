@@ -1,0 +1,73 @@
+/**
+ * The positional layout of an events row. Rows are held in Redis and sent to
+ * ClickHouse as JSON arrays (`JSONCompactEachRow` with an explicit column
+ * list), not as objects: the column names are neither stored for every held
+ * row nor parsed by ClickHouse for every inserted one. A value that is absent
+ * is `null`, which ClickHouse turns into the column's default
+ * (`input_format_null_as_default`, on by default), as it does for an omitted
+ * key of JSONEachRow.
+ *
+ * `duration` and `screenViews` come first: the buffer's Lua prepends them to
+ * the payload when it emits a row (lua/includes/session.lua, row()). Rows and
+ * payloads held by releases before 0.5 are JSON objects; they are still
+ * emitted and inserted (flush/insert.ts), so an upgrade needs no drain.
+ */
+export const PAYLOAD_COLUMNS = [
+  'id', 'projectId', 'name', 'sessionId', 'createdAt', 'timestamp',
+  'deviceId', 'profileId', 'path', 'origin', 'referrer', 'referrerName', 'referrerType',
+  'utmSource', 'utmMedium', 'utmCampaign', 'utmTerm', 'utmContent', 'country', 'city', 'region',
+  'latitude', 'longitude', 'os', 'osVersion', 'browser', 'browserVersion', 'device', 'brand', 'model',
+  'ip', 'userAgent', 'properties',
+] as const;
+
+export type PayloadColumn = (typeof PAYLOAD_COLUMNS)[number];
+
+/** Every column of an events row in its position. */
+export const EVENT_ROW_COLUMNS = ['duration', 'screenViews', ...PAYLOAD_COLUMNS] as const;
+
+/** The positional payload (a JSON array without duration and screenViews) of a row given by column. */
+export function payloadOf(row: Readonly<Partial<Record<PayloadColumn, unknown>>>): string {
+  return JSON.stringify(PAYLOAD_COLUMNS.map((c) => row[c] ?? null));
+}
+
+/** The finished row of an event that is never held: duration NULL, screenViews 0 (as row() in Lua writes it). */
+export const finishedRow = (payload: string): string => `[null,0,${payload.slice(1)}`;
+
+/** A row is positional when it is a JSON array; rows of earlier releases are objects. */
+export const isPositionalRow = (text: string): boolean => text.charCodeAt(0) === 0x5b; // '['
+
+/** An events row (either layout) as an object by column, absent values left out: for dead letters, tests and tools. */
+export function parseEventRow(text: string): Record<string, unknown> {
+  const value = JSON.parse(text) as unknown;
+  if (!Array.isArray(value)) return value as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  EVENT_ROW_COLUMNS.forEach((c, i) => {
+    const v = value[i] as unknown;
+    if (v !== null && v !== undefined) out[c] = v;
+  });
+  if (!('duration' in out)) out.duration = null;
+  return out;
+}
+
+/** A held payload (either layout) as an object by column, absent values left out. */
+export function parsePayload(text: string): Record<string, unknown> {
+  if (!isPositionalRow(text)) return JSON.parse(text) as Record<string, unknown>;
+  const { duration: _d, screenViews: _s, ...payload } = parseEventRow(`[null,0,${text.slice(1)}`);
+  return payload;
+}
+
+/** An events row given by column in the positional layout (the bench turns its object rows into this). */
+export function positionalRow(row: Readonly<Record<string, unknown>>): string {
+  return JSON.stringify(EVENT_ROW_COLUMNS.map((c) => row[c] ?? null));
+}
+
+/** The id of an events row without parsing it (ids need no JSON escaping: ID_PATTERN). */
+export function rowId(text: string): string {
+  if (isPositionalRow(text)) {
+    // [duration,screenViews,"id",…: duration is digits or null, screenViews digits
+    const from = text.indexOf('"') + 1;
+    return text.slice(from, text.indexOf('"', from));
+  }
+  const from = text.indexOf('"id":"') + 6;
+  return text.slice(from, text.indexOf('"', from));
+}
