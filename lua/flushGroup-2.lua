@@ -36,6 +36,7 @@
   Returns: { 1 } done; { 1, members } committed (resolve); { 0 } refused: the
            lease is not the caller's, the batch is gone or replaced, it is in
            another group, or (commit) the group was aborted
+           -1 ARGS_MISMATCH  mode is none of the five
 ]]
 local meta, lease = KEYS[1], KEYS[2]
 local mode, batchId, group, owner, members = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]

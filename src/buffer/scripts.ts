@@ -1,5 +1,8 @@
 /**
- * Loads lua/*.lua and calls them through typed wrappers. A file is named
+ * Loads lua/*.lua and calls them through typed wrappers, one per script
+ * below, each owning its script's KEYS / ARGV layout (documented in the
+ * script's header, which test/unit/buffer/lua-headers.test.ts lints) and
+ * checking its reply, so no call site builds arguments or casts replies. A file is named
  * `<name>-<fixed key count>.lua` (BullMQ's convention); ingest and sweep take
  * three more keys per session after their fixed ones. `--- @include "x"`
  * lines are replaced by lua/includes/x.lua, so helpers are written once.
@@ -88,6 +91,149 @@ export const scripts = {
   intakeSession: loadScript('intakeSession-2.lua'),
   redriveDead: loadScript('redriveDead-3.lua'),
 } as const;
+
+/** The timing values the buffer scripts share (ARGV[2..5] of ingest and sweep), ms. */
+export interface Timing {
+  graceMs: number;
+  sessionTimeoutMs: number;
+  dedupWindowMs: number;
+  bufferTtlMs: number;
+}
+
+const timingArgs = (t: Timing): number[] => [t.graceMs, t.sessionTimeoutMs, t.dedupWindowMs, t.bufferTtlMs];
+
+/** A session's three keys: h holds it; z and p are read only for a session kept by a release before 0.5. */
+export interface SessionKeyTriple {
+  z: string;
+  h: string;
+  p: string;
+}
+
+/** A reply that must be an array of `n` integers (or more). */
+function integers(script: LuaScript, reply: unknown, n: number): number[] {
+  const values = expectArray(script, reply);
+  if (values.length < n || values.slice(0, n).some((v) => typeof v !== 'number')) throw new ScriptError(script.name, `unexpected reply ${JSON.stringify(reply)}`);
+  return values as number[];
+}
+
+/** One event of an ingest call. `data`: the payload of a held event, or the finished row of any other. */
+export interface IngestEvent {
+  id: string;
+  createdAtMs: number;
+  kind: 'v' | 'e' | 'o';
+  data: string;
+  /** The page path as a JSON string for a screen_view, '' otherwise. */
+  path: string;
+}
+
+export interface IngestSession {
+  member: string;
+  keys: SessionKeyTriple;
+  /** The session facts of its earliest event in this call: createdAt, member ("<id>\t<kind>") and the JSON object. */
+  facts: { createdAtMs: number; member: string; json: string };
+  /** In (createdAt, id) order. */
+  events: readonly IngestEvent[];
+}
+
+export interface IngestReply {
+  accepted: number;
+  duplicates: number;
+  late: number;
+}
+
+/** lua/ingest-4.lua: one shard's events of one call. */
+export async function ingest(
+  redis: RedisClient,
+  keys: { due: string; ready: string; stats: string; seen: string },
+  args: { nowMs: number; timing: Timing; sessions: readonly IngestSession[]; sessionless: readonly { member: string; row: string }[] },
+): Promise<IngestReply> {
+  const k: string[] = [keys.due, keys.ready, keys.stats, keys.seen];
+  const a: (string | number)[] = [args.nowMs, ...timingArgs(args.timing), args.sessions.length, args.sessionless.length];
+  for (const s of args.sessions) {
+    k.push(s.keys.z, s.keys.h, s.keys.p);
+    a.push(s.member, s.events.length, s.facts.createdAtMs, s.facts.member, s.facts.json);
+    for (const e of s.events) a.push(e.id, e.createdAtMs, e.kind, e.data, e.path);
+  }
+  for (const e of args.sessionless) a.push(e.member, e.row);
+  const [accepted, duplicates, late] = integers(scripts.ingest, await scripts.ingest.run(redis, k, a), 3) as [number, number, number];
+  return { accepted, duplicates, late };
+}
+
+/** lua/sweep-4.lua: emits due rows and finalises ended sessions among the given members. */
+export async function sweep(
+  redis: RedisClient,
+  keys: { due: string; ready: string; stats: string; sessionsReady: string },
+  args: { nowMs: number; timing: Timing; sessions: readonly { member: string; keys: SessionKeyTriple }[] },
+): Promise<{ emitted: number; finalised: number }> {
+  const k: string[] = [keys.due, keys.ready, keys.stats, keys.sessionsReady];
+  for (const s of args.sessions) k.push(s.keys.z, s.keys.h, s.keys.p);
+  const reply = await scripts.sweep.run(redis, k, [args.nowMs, ...timingArgs(args.timing), args.sessions.length, ...args.sessions.map((s) => s.member)]);
+  const [emitted, finalised] = integers(scripts.sweep, reply, 2) as [number, number];
+  return { emitted, finalised };
+}
+
+/** claimBatch's statuses (lua/claimBatch-4.lua). */
+export const ClaimStatus = { EMPTY: 0, AGAIN: 1, NEW: 2, GROUP: 3 } as const;
+
+export type ClaimReply =
+  | { status: 'held' }
+  | { status: 'empty' }
+  | { status: 'again' | 'new'; id: string; rows: string[] }
+  | { status: 'group'; id: string; token: string; members: string; rows: string[] };
+
+/** lua/claimBatch-4.lua: takes the shard's lease and returns its batch. */
+export async function claimBatch(
+  redis: RedisClient,
+  keys: { ready: string; batch: string; meta: string; lease: string },
+  args: { owner: string; leaseMs: number; newId: string; maxRows: number; maxBytes: number },
+): Promise<ClaimReply> {
+  const reply = await scripts.claimBatch.run(redis, [keys.ready, keys.batch, keys.meta, keys.lease], [args.owner, args.leaseMs, args.newId, args.maxRows, args.maxBytes]);
+  if (reply === ScriptCode.LEASE_HELD) return { status: 'held' };
+  const [status, id, ...rest] = expectArray(scripts.claimBatch, reply);
+  if (status === ClaimStatus.EMPTY) return { status: 'empty' };
+  if (typeof id !== 'string' || rest.some((r) => typeof r !== 'string')) throw new ScriptError('claimBatch', `unexpected reply ${JSON.stringify(reply).slice(0, 200)}`);
+  const strings = rest as string[];
+  if (status === ClaimStatus.GROUP) {
+    const [token, members, ...rows] = strings as [string, string, ...string[]];
+    return { status: 'group', id, token, members, rows };
+  }
+  if (status === ClaimStatus.AGAIN) return { status: 'again', id, rows: strings };
+  if (status === ClaimStatus.NEW) return { status: 'new', id, rows: strings };
+  throw new ScriptError('claimBatch', `unexpected status ${JSON.stringify(status)}`);
+}
+
+/** lua/ackBatch-4.lua: rows acknowledged, or null when no batch has this id (BATCH_MISMATCH: acknowledged already, or replaced). */
+export async function ackBatch(
+  redis: RedisClient,
+  keys: { batch: string; meta: string; stats: string; dead: string },
+  args: { batchId: string; deadLetters: readonly string[] },
+): Promise<number | null> {
+  const reply = await scripts.ackBatch.run(redis, [keys.batch, keys.meta, keys.stats, keys.dead], [args.batchId, ...args.deadLetters]);
+  if (reply === ScriptCode.BATCH_MISMATCH) return null;
+  if (typeof reply !== 'number' || reply < 0) throw new ScriptError('ackBatch', `unexpected reply ${JSON.stringify(reply)}`);
+  return reply;
+}
+
+export type GroupMode = 'join' | 'commit' | 'resolve' | 'leave' | 'split';
+
+/** lua/flushGroup-2.lua: one step of a group insert on one member's shard; `members` is set when resolve found the group committed. */
+export async function flushGroup(
+  redis: RedisClient,
+  keys: { meta: string; lease: string },
+  args: { mode: GroupMode; batchId: string; token: string; owner: string; members: string },
+): Promise<{ done: boolean; members?: string }> {
+  const reply = expectArray(scripts.flushGroup, await scripts.flushGroup.run(redis, [keys.meta, keys.lease], [args.mode, args.batchId, args.token, args.owner, args.members]));
+  const [ok, members] = reply;
+  if ((ok !== 0 && ok !== 1) || (members !== undefined && typeof members !== 'string')) throw new ScriptError('flushGroup', `unexpected reply ${JSON.stringify(reply)}`);
+  return members === undefined ? { done: ok === 1 } : { done: ok === 1, members };
+}
+
+/** lua/releaseLease-1.lua: true when the caller held the lease and gave it up. */
+export async function releaseLease(redis: RedisClient, keys: { lease: string }, args: { owner: string }): Promise<boolean> {
+  const reply = await scripts.releaseLease.run(redis, [keys.lease], [args.owner]);
+  if (reply !== 0 && reply !== 1) throw new ScriptError('releaseLease', `unexpected reply ${JSON.stringify(reply)}`);
+  return reply === 1;
+}
 
 /** Which of a visitor's two device records holds its session (lua/intakeSession-2.lua). */
 export interface IntakeSessionReply {

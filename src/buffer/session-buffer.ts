@@ -21,10 +21,11 @@
  * sessions stay for the other replicas (or the next start).
  */
 import type { BufferSettings } from '../config.js';
+import { decode } from '@msgpack/msgpack';
 import { finishedRow, parsePayload } from '../event/columns.js';
 import type { NormalizedEvent } from '../event/normalize.js';
 import { BufferKeys, sessionMember, shardOf, type ShardKeys } from './keys.js';
-import { expectArray, scripts } from './scripts.js';
+import { ingest, sweep, type IngestSession } from './scripts.js';
 import type { RedisClient } from '../ops/redis.js';
 
 export interface IngestResult {
@@ -80,23 +81,50 @@ interface ShardGroup {
 
 const SWEEP_PAGE = 256;
 
-/** The metadata names in lua/includes/session.lua's META order (its field '#m'). */
-const META = ['la', 'lt', 'lm', 'lb', 'lbt', 'ee', 'ea', 'em', 'st', 'sm', 's', 'ept', 'epm', 'ep', 'xpt', 'xpm', 'xp', 'tt', 'pk'] as const;
+/**
+ * The names of a session's state fields, in lua/includes/session.lua's STATE
+ * order: its field '#state' is one MessagePack array of these values (false
+ * for none), then the held list.
+ */
+export const SESSION_STATE = [
+  'lastArrival', 'lastT', 'lastMember', 'tailBoundary', 'tailBoundaryT', 'endMember', 'endArrival', 'emittedUpTo',
+  'factsT', 'factsMember', 'facts', 'entryT', 'entryMember', 'entryPath', 'exitT', 'exitMember', 'exitPath', 'ttlSetAt',
+] as const;
+export type SessionStateField = (typeof SESSION_STATE)[number];
 
-/** A session hash's metadata by name ('' and absent values left out); earlier releases kept each under '#' + name. */
-export function sessionMeta(h: Readonly<Record<string, string>>): Partial<Record<(typeof META)[number], string>> {
-  const out: Partial<Record<(typeof META)[number], string>> = {};
-  const packed = h['#m']?.split('\x1f');
-  META.forEach((name, i) => {
-    const value = packed === undefined ? h[`#${name}`] : packed[i];
-    if (value) out[name] = value;
-  });
-  return out;
+/** A held row of a session: its member ("<id>\t<kind>"), createdAt and emit time (null while unsettled). */
+export interface HeldRow {
+  member: string;
+  createdAtMs: number;
+  emitAtMs: number | null;
 }
 
+/** A session hash's state by name (absent values left out) and its held rows, sorted by member. */
+export function sessionState(h: Readonly<Record<string, Buffer | string>>): { fields: Partial<Record<SessionStateField, string | number>>; held: HeldRow[] } {
+  const fields: Partial<Record<SessionStateField, string | number>> = {};
+  const packed = h['#state'];
+  if (packed === undefined) return { fields, held: [] };
+  const values = decode(typeof packed === 'string' ? Buffer.from(packed, 'latin1') : packed) as unknown[];
+  SESSION_STATE.forEach((name, i) => {
+    const v = values[i];
+    if (typeof v === 'string' || typeof v === 'number') fields[name] = v;
+  });
+  const flat = (values[SESSION_STATE.length] ?? []) as (string | number)[];
+  const held: HeldRow[] = [];
+  for (let i = 0; i < flat.length; i += 3) {
+    const at = flat[i + 2] as number;
+    held.push({ member: flat[i] as string, createdAtMs: flat[i + 1] as number, emitAtMs: at < 0 ? null : at });
+  }
+  held.sort((a, b) => (a.member < b.member ? -1 : a.member > b.member ? 1 : 0));
+  return { fields, held };
+}
 
-/** A held event's value in its session hash: the state ('V' screen_view, 'E' session_end), then the payload. */
-const heldValue = (e: NormalizedEvent): string => (e.kind === 'v' ? 'V' : 'E') + e.payload;
+/** A session's index (its field '#index'): every known event in (createdAt, id) order. */
+export function sessionIndex(text: string | undefined): { id: string; kind: string; createdAtMs: number }[] {
+  const out: { id: string; kind: string; createdAtMs: number }[] = [];
+  for (const m of (text ?? '').matchAll(/;([^,;]+),([a-z])(\d+)/g)) out.push({ id: m[1] as string, kind: m[2] as string, createdAtMs: Number(m[3]) });
+  return out;
+}
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
@@ -108,12 +136,6 @@ export class SessionBuffer {
     readonly settings: BufferSettings,
   ) {
     this.keys = new BufferKeys(settings.keyPrefix);
-  }
-
-  /** The four timing arguments every buffer script shares (ARGV[2..5]). */
-  private timing(): number[] {
-    const s = this.settings;
-    return [s.graceMs, s.sessionTimeoutMs, s.dedupWindowMs, s.bufferTtlMs];
   }
 
   shardOfEvent(event: Pick<NormalizedEvent, 'projectId' | 'sessionId' | 'id'>): number {
@@ -148,20 +170,20 @@ export class SessionBuffer {
 
   private async ingestShard(shard: number, group: ShardGroup, nowMs: number): Promise<IngestResult> {
     const sk = this.keys.shard(shard);
-    const keys = [sk.due, sk.ready, sk.stats, sk.seen];
-    const args: (string | number)[] = [nowMs, ...this.timing(), group.sessions.size, group.sessionless.length];
+    const sessions: IngestSession[] = [];
     for (const [member, list] of group.sessions) {
-      const k = this.keys.session(shard, member);
-      keys.push(k.z, k.h, k.p);
       // in (createdAt, id) order, so each event settles its predecessor once
       list.sort((a, b) => a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       const first = list[0] as NormalizedEvent;
-      args.push(member, list.length, first.createdAtMs, `${first.id}\t${first.kind}`, JSON.stringify({ id: first.sessionId, ...first.sessionFacts }));
-      for (const e of list) args.push(e.id, e.createdAtMs, e.kind, e.kind === 'o' ? finishedRow(e.payload) : heldValue(e), e.kind === 'v' ? JSON.stringify(e.path) : '');
+      sessions.push({
+        member,
+        keys: this.keys.session(shard, member),
+        facts: { createdAtMs: first.createdAtMs, member: `${first.id}\t${first.kind}`, json: JSON.stringify({ id: first.sessionId, ...first.sessionFacts }) },
+        events: list.map((e) => ({ id: e.id, createdAtMs: e.createdAtMs, kind: e.kind, data: e.kind === 'o' ? finishedRow(e.payload) : e.payload, path: e.kind === 'v' ? JSON.stringify(e.path) : '' })),
+      });
     }
-    for (const e of group.sessionless) args.push(sessionMember(e.projectId, e.id), finishedRow(e.payload));
-    const [accepted, duplicates, late] = expectArray(scripts.ingest, await scripts.ingest.run(this.redis, keys, args)) as number[];
-    return { accepted: accepted ?? 0, duplicates: duplicates ?? 0, late: late ?? 0 };
+    const sessionless = group.sessionless.map((e) => ({ member: sessionMember(e.projectId, e.id), row: finishedRow(e.payload) }));
+    return ingest(this.redis, sk, { nowMs, timing: this.settings, sessions, sessionless });
   }
 
   /** Emits due rows and finalises ended or idle sessions in every shard. */
@@ -180,15 +202,9 @@ export class SessionBuffer {
     for (;;) {
       const members = await this.redis.zrangebyscore(sk.due, '-inf', nowMs, 'LIMIT', 0, SWEEP_PAGE);
       if (members.length === 0) break;
-      const keys = [sk.due, sk.ready, sk.stats, sk.sessionsReady];
-      for (const m of members) {
-        const k = this.keys.session(shard, m);
-        keys.push(k.z, k.h, k.p);
-      }
-      const reply = await scripts.sweep.run(this.redis, keys, [nowMs, ...this.timing(), members.length, ...members]);
-      const [emitted, finalised] = expectArray(scripts.sweep, reply) as number[];
-      total.emitted += emitted ?? 0;
-      total.finalised += finalised ?? 0;
+      const { emitted, finalised } = await sweep(this.redis, sk, { nowMs, timing: this.settings, sessions: members.map((m) => ({ member: m, keys: this.keys.session(shard, m) })) });
+      total.emitted += emitted;
+      total.finalised += finalised;
       // every swept session is rescheduled after now or removed, so a short page means done
       if (members.length < SWEEP_PAGE) break;
     }
@@ -245,56 +261,42 @@ export class SessionBuffer {
   async sessionView(projectId: string, sessionId: string): Promise<SessionView> {
     const shard = shardOf(projectId, sessionId, this.settings.bufferShards);
     const member = sessionMember(projectId, sessionId);
-    const k = this.keys.session(shard, member);
-    const [zr, hr, pr] = (await this.redis
-      .pipeline()
-      .zrange(k.z, '0', '-1', 'WITHSCORES')
-      .hgetall(k.h)
-      .zrange(k.p, '0', '-1', 'WITHSCORES')
-      .exec()) ?? [];
-    const z = (zr?.[1] ?? []) as string[];
-    const h = (hr?.[1] ?? {}) as Record<string, string>;
-    const p = (pr?.[1] ?? []) as string[];
-    const emitAt = new Map<string, string>();
-    for (let i = 0; i < p.length; i += 2) emitAt.set(p[i] as string, p[i + 1] as string);
-    const events: HeldEventView[] = [];
-    for (let i = 0; i < z.length; i += 2) {
-      const member = z[i] as string;
-      const tab = member.lastIndexOf('\t');
-      const id = member.slice(0, tab);
-      const kind = member.slice(tab + 1);
+    // binary: the state is MessagePack
+    const raw = await this.redis.hgetallBuffer(this.keys.session(shard, member).h);
+    const h = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, k === '#state' ? v : v.toString('utf8')])) as Record<string, string> & { '#state'?: Buffer };
+    const { fields, held } = sessionState(h);
+    const heldBy = new Map(held.map((r) => [r.member, r]));
+    const events: HeldEventView[] = sessionIndex(h['#index']).map((e) => {
       const view: HeldEventView = {
-        id,
-        createdAt: iso(Number(z[i + 1])),
-        kind: kind === 'v' ? 'screen_view' : kind === 'e' ? 'session_end' : 'other',
+        id: e.id,
+        createdAt: iso(e.createdAtMs),
+        kind: e.kind === 'v' ? 'screen_view' : e.kind === 'e' ? 'session_end' : 'other',
         state: 'emitted',
       };
-      // held: the state 'V' / 'E' and the payload in one field (or, from earlier releases, the payload under `>id`)
-      const value = h[id] ?? '';
-      const payload = value.length > 1 ? value.slice(1) : h[`>${id}`];
-      if (payload !== undefined) {
-        const at = emitAt.get(member);
-        view.state = at === undefined || at === 'inf' ? 'unsettled' : 'settled';
-        if (at !== undefined && at !== 'inf') view.emitAt = iso(Number(at));
-        const row = parsePayload(payload) as { name?: string; path?: string };
-        view.name = row.name;
-        if (row.path) view.path = row.path;
+      const row = heldBy.get(`${e.id}\t${e.kind}`);
+      const payload = h[e.id];
+      if (row) {
+        view.state = row.emitAtMs === null ? 'unsettled' : 'settled';
+        if (row.emitAtMs !== null) view.emitAt = iso(row.emitAtMs);
       }
-      events.push(view);
-    }
-    const meta = sessionMeta(h);
-    const la = meta.la;
-    const ea = meta.ea;
+      if (row && payload !== undefined) {
+        const columns = parsePayload(payload) as { name?: string; path?: string };
+        view.name = columns.name;
+        if (columns.path) view.path = columns.path;
+      }
+      return view;
+    });
     const result: SessionView = {
       projectId,
       sessionId,
       shard,
-      state: la !== undefined ? 'open' : z.length > 0 ? 'finalised' : 'unknown',
-      heldRows: p.length / 2,
+      // (a session kept by a release before 0.5 shows as unknown until its next ingest or sweep converts it)
+      state: fields.lastArrival !== undefined ? 'open' : events.length > 0 ? 'finalised' : 'unknown',
+      heldRows: held.length,
       events,
     };
-    if (la !== undefined) result.lastArrivalAt = iso(Number(la));
-    if (ea !== undefined) result.sessionEndArrivalAt = iso(Number(ea));
+    if (fields.lastArrival !== undefined) result.lastArrivalAt = iso(Number(fields.lastArrival));
+    if (fields.endArrival !== undefined) result.sessionEndArrivalAt = iso(Number(fields.endArrival));
     return result;
   }
 

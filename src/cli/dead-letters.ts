@@ -1,3 +1,4 @@
+import { parseEventRow } from '../event/columns.js';
 import type { Command } from 'commander';
 import { listDeadLetters, redriveDeadLetters, type DeadEntry } from '../buffer/dead-letters.js';
 import { SessionBuffer } from '../buffer/session-buffer.js';
@@ -36,11 +37,11 @@ export function registerDeadLetters(program: Command): void {
     );
   cmd
     .command('show')
-    .description('the whole entry: the message and the row as ClickHouse received it')
+    .description('the whole entry: the message and the row as ClickHouse received it (a positional events row shown by column)')
     .argument('<ref>', '<shard>/<stream>/<row id>, or the row id')
     .action(async (ref: string) =>
       withBuffer(async (buffer, redis) => {
-        for (const e of select(await listDeadLetters(redis, buffer), [ref])) out(JSON.stringify({ ref: e.ref, error: e.error, row: JSON.parse(e.row) as unknown }, null, 2));
+        for (const e of select(await listDeadLetters(redis, buffer), [ref])) out(JSON.stringify({ ref: e.ref, error: e.error, row: parseEventRow(e.row) }, null, 2));
       }),
     );
   cmd

@@ -1,6 +1,6 @@
 /**
  * The incoming event (DESIGN §1), validated with zod. Every rule has a message
- * that says what is expected; `validateEvent` turns zod issues into
+ * that says what is expected; `normalizeEvent` (normalize.ts) turns zod issues into
  * ValidationIssues that name the field. `properties` is checked by toDots
  * (depth, count, key and value lengths) rather than by zod, so that keys such
  * as `__proto__` are never copied through an ordinary object.

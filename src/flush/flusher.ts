@@ -29,7 +29,7 @@
  * acknowledges the rest. A poison row never blocks its shard.
  */
 import type { ShardKeys } from '../buffer/keys.js';
-import { expectArray, scripts, ScriptCode } from '../buffer/scripts.js';
+import { ackBatch, claimBatch, releaseLease } from '../buffer/scripts.js';
 import type { ClickHouse } from '../clickhouse/client.js';
 import type { Config } from '../config.js';
 import { newUlid as ulid } from '../event/ulid.js';
@@ -139,19 +139,17 @@ export class Flusher {
     const sk = this.buffer.shardKeys(shard);
     const k = stream.keys(sk);
     const o = this.options;
-    const reply = await scripts.claimBatch.run(
-      this.redis,
-      [k.ready, k.batch, k.meta, sk.lease],
-      [o.owner, o.leaseMs, ulid(), o.flushMaxRows, o.flushMaxBytes],
-    );
-    if (reply === ScriptCode.LEASE_HELD) return { kind: 'held' };
-    const [status, id, ...rest] = expectArray(scripts.claimBatch, reply) as [number, string, ...string[]];
-    if (status === 0) return { kind: 'empty' };
-    if (status === 3) {
-      const [token, list, ...rows] = rest as [string, string, ...string[]];
-      return { kind: 'batch', shard, id, rows, again: true, group: { token, members: parseMembers(list) } };
+    const reply = await claimBatch(this.redis, { ready: k.ready, batch: k.batch, meta: k.meta, lease: sk.lease }, { owner: o.owner, leaseMs: o.leaseMs, newId: ulid(), maxRows: o.flushMaxRows, maxBytes: o.flushMaxBytes });
+    switch (reply.status) {
+      case 'held':
+        return { kind: 'held' };
+      case 'empty':
+        return { kind: 'empty' };
+      case 'group':
+        return { kind: 'batch', shard, id: reply.id, rows: reply.rows, again: true, group: { token: reply.token, members: parseMembers(reply.members) } };
+      default:
+        return { kind: 'batch', shard, id: reply.id, rows: reply.rows, again: reply.status === 'again' };
     }
-    return { kind: 'batch', shard, id, rows: rest, again: status === 1 };
   }
 
   /** One claim → insert → ack round on each stream of a shard: event rows and sessions rows inserted (0 when idle or leased elsewhere). */
@@ -215,9 +213,9 @@ export class Flusher {
   private async ack(stream: FlushStream, batch: Batch, dead: readonly DeadLetter[] = []): Promise<number> {
     const sk = this.buffer.shardKeys(batch.shard);
     const k = stream.keys(sk);
-    const acked = await scripts.ackBatch.run(this.redis, [k.batch, k.meta, sk.stats, k.dead], [batch.id, ...dead.map((d) => JSON.stringify(d))]);
-    // BATCH_MISMATCH: another flusher acknowledged the same batch (same token) first
-    if (acked === ScriptCode.BATCH_MISMATCH) return 0;
+    const acked = await ackBatch(this.redis, { batch: k.batch, meta: k.meta, stats: sk.stats, dead: k.dead }, { batchId: batch.id, deadLetters: dead.map((d) => JSON.stringify(d)) });
+    // null (BATCH_MISMATCH): another flusher acknowledged the same batch (same token) first
+    if (acked === null) return 0;
     const inserted = batch.rows.length - dead.length;
     this.options.metrics?.rowsFlushed.inc(inserted);
     this.options.metrics?.deadLetters.inc(dead.length);
@@ -262,7 +260,7 @@ export class Flusher {
   /** Gives up this flusher's leases (on shutdown), so other flushers take over at once. */
   async release(): Promise<void> {
     for (let shard = 0; shard < this.buffer.settings.bufferShards; shard += 1) {
-      await scripts.releaseLease.run(this.redis, [this.buffer.shardKeys(shard).lease], [this.options.owner]);
+      await releaseLease(this.redis, { lease: this.buffer.shardKeys(shard).lease }, { owner: this.options.owner });
     }
   }
 }

@@ -19,7 +19,7 @@
  * on its own, under its own id) never joins a group.
  */
 import type { ShardKeys } from '../buffer/keys.js';
-import { expectArray, scripts } from '../buffer/scripts.js';
+import { flushGroup, type GroupMode } from '../buffer/scripts.js';
 import { ClickHouseWriteError } from '../errors.js';
 import { newUlid as ulid } from '../event/ulid.js';
 import type { Faults } from '../ops/faults.js';
@@ -103,16 +103,15 @@ export class Groups {
   constructor(private readonly d: GroupDeps) {}
 
   /** One step of a group insert on one member's shard (lua/flushGroup-2.lua). */
-  async step(stream: FlushStream, member: Member, mode: 'join' | 'commit' | 'resolve' | 'leave' | 'split', token: string, list = ''): Promise<unknown[]> {
+  async step(stream: FlushStream, member: Member, mode: GroupMode, token: string, list = ''): Promise<{ done: boolean; members?: string }> {
     const sk = this.d.shardKeys(member.shard);
-    const reply = await scripts.flushGroup.run(this.d.redis, [stream.keys(sk).meta, sk.lease], [mode, member.id, token, this.d.owner, list]);
-    return expectArray(scripts.flushGroup, reply);
+    return flushGroup(this.d.redis, { meta: stream.keys(sk).meta, lease: sk.lease }, { mode, batchId: member.id, token, owner: this.d.owner, members: list });
   }
 
   /** Asks the leader whether the group was committed: its final member list, or null (the group is then aborted for good). */
   async resolve(stream: FlushStream, token: string, leader: Member): Promise<Member[] | null> {
-    const [committed, list] = await this.step(stream, leader, 'resolve', token);
-    return committed === 1 ? parseMembers(list as string) : null;
+    const { done, members } = await this.step(stream, leader, 'resolve', token);
+    return done && members !== undefined ? parseMembers(members) : null;
   }
 
   /** A member's batch as it is now: null when it was acknowledged (or replaced by a later batch) or left the group. */
@@ -138,12 +137,12 @@ export class Groups {
     const token = `g-${ulid()}`;
     const [leader, ...rest] = pack as [Batch, ...Batch[]];
     const intended = memberList(pack);
-    const joined = (await Promise.all(rest.map(async (b) => ((await this.step(stream, b, 'join', token, intended))[0] === 1 ? b : null)))).filter(
+    const joined = (await Promise.all(rest.map(async (b) => ((await this.step(stream, b, 'join', token, intended)).done ? b : null)))).filter(
       (b): b is Batch => b !== null,
     );
     if (joined.length === 0) return this.d.flushPlain(stream, leader);
     const members = [leader, ...joined];
-    if ((await this.step(stream, leader, 'commit', token, memberList(members)))[0] !== 1) {
+    if (!(await this.step(stream, leader, 'commit', token, memberList(members))).done) {
       // this flusher lost a lease and a recoverer aborted the group: the batches go as plain ones next round
       await Promise.all(joined.map((b) => this.step(stream, b, 'leave', token)));
       return 0;

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { computeSessionRows } from '../../../src/buffer/durations.js';
 import { LuaScript, ScriptCode, scripts } from '../../../src/buffer/scripts.js';
-import { SessionBuffer } from '../../../src/buffer/session-buffer.js';
+import { SessionBuffer, sessionIndex, sessionState } from '../../../src/buffer/session-buffer.js';
 import { parsePayload } from '../../../src/event/columns.js';
 import { ev, readyRows, settings, T0 } from '../../helpers/buffer.js';
 import { useServices } from '../../helpers/services.js';
@@ -70,32 +70,77 @@ describe('ingest-4.lua', () => {
     expect((await buffer.ingest([view('b', 1_000)], T0)).accepted).toBe(1);
   });
 
-  it('keeps a held row in one field (state, then payload) and emits it with that payload', async () => {
-    await buffer.ingest([view('a', 0), view('b', 5_000)], T0);
-    const h = await services.redis.hgetall(buffer.keys.session(0, '2:p1s1').h);
-    expect(h.a?.[0]).toBe('V');
-    expect(parsePayload(h.a?.slice(1) ?? '')).toMatchObject({ id: 'a', path: '/page/a' });
+  it('keeps a session in one hash: the payload of a held row under its id, the index and the state; emits the row with that payload', async () => {
+    await buffer.ingest([view('a', 0), view('b', 5_000), ev({ id: 'c', createdAtMs: T0 + 6_000, kind: 'o' })], T0);
+    const k = buffer.keys.session(0, '2:p1s1');
+    expect(await services.redis.exists(k.z, k.p)).toBe(0);
+    const h = await services.redis.hgetall(k.h);
+    expect(Object.keys(h).sort()).toEqual(['#facts', '#index', '#state', 'a', 'b']);
+    expect(parsePayload(h.a ?? '')).toMatchObject({ id: 'a', path: '/page/a' });
     // positional: no column names are held for every row (src/event/columns.ts)
     expect(h.a).not.toContain('"projectId"');
-    expect(h.a?.slice(1, 2)).toBe('[');
-    expect(Object.keys(h).filter((k) => k.startsWith('>'))).toEqual([]);
+    expect(h.a?.slice(0, 1)).toBe('[');
+    expect(sessionIndex(h['#index'])).toEqual([
+      { id: 'a', kind: 'v', createdAtMs: T0 },
+      { id: 'b', kind: 'v', createdAtMs: T0 + 5_000 },
+      { id: 'c', kind: 'o', createdAtMs: T0 + 6_000 },
+    ]);
+    const state = sessionState(await services.redis.hgetallBuffer(k.h));
+    expect(state.held).toEqual([
+      { member: 'a\tv', createdAtMs: T0, emitAtMs: T0 + 10_000 },
+      { member: 'b\tv', createdAtMs: T0 + 5_000, emitAtMs: null },
+    ]);
+    expect(state.fields).toMatchObject({ lastArrival: T0, lastMember: 'c\to', tailBoundary: 'b\tv', entryPath: '"/page/a"', exitPath: '"/page/b"' });
     await buffer.sweep(T0 + 10_001);
     const rows = await readyRows(services.redis, buffer);
-    expect(rows.map((r) => [r.id, r.duration])).toEqual([['a', 5_000]]);
-    expect(await services.redis.hget(buffer.keys.session(0, '2:p1s1').h, 'a')).toBe('v');
+    expect(rows.map((r) => [r.id, r.duration])).toEqual([['c', null], ['a', 5_000]]);
+    expect(await services.redis.hexists(k.h, 'a')).toBe(0);
   });
 
-  it('emits a held row written by an earlier release, whose payload sits apart under >id', async () => {
-    await buffer.ingest([view('a', 0), view('b', 5_000)], T0);
-    const key = buffer.keys.session(0, '2:p1s1').h;
-    const value = (await services.redis.hget(key, 'a')) as string;
-    await services.redis.hset(key, 'a', 'V', '>a', value.slice(1));
-    await buffer.sweep(T0 + 10_001);
-    expect((await readyRows(services.redis, buffer)).map((r) => [r.id, r.duration, (r as unknown as { path: string }).path])).toEqual([['a', 5_000, '/page/a']]);
-    expect(await services.redis.hexists(key, '>a')).toBe(0);
+  it('carries on a session held by the previous release (0.4: packed metadata, z and p, state-prefixed payloads as objects), converting it on first touch', async () => {
+    const fixture = (name: string): string =>
+      readFileSync(new URL(`../../fixtures/lua-0.4/${name}`, import.meta.url), 'utf8').replace('--- @include "session"', readFileSync(new URL('../../fixtures/lua-0.4/session.lua', import.meta.url), 'utf8'));
+    const previousIngest = new LuaScript('ingestPrevious', 4, fixture('ingest-4.lua'));
+    const previousSweep = new LuaScript('sweepPrevious', 4, fixture('sweep-4.lua'));
+    const sk = buffer.shardKeys(0);
+    const k = buffer.keys.session(0, '2:p1s1');
+    const timing = [10_000, 1_800_000, 1_800_000, 86_400_000];
+    const before = [view('a', 0), ev({ id: 'o1', createdAtMs: T0 + 1_000, kind: 'o' }), view('b', 5_000), view('d', 6_000)];
+    // the previous release's arguments: held values 'V' + object payload, finished rows as objects
+    const args: (string | number)[] = [T0, ...timing, 1, 0, '2:p1s1', before.length, T0, 'a\tv', JSON.stringify({ id: 's1', ...before[0]?.sessionFacts })];
+    for (const e of before) {
+      const object = JSON.stringify(parsePayload(e.payload));
+      const data = e.kind === 'o' ? `{"duration":null,"screenViews":0,${object.slice(1)}` : `V${object}`;
+      args.push(e.id, e.createdAtMs, e.kind, data, e.kind === 'v' ? JSON.stringify(e.path) : '');
+    }
+    expect(await previousIngest.run(services.redis, [sk.due, sk.ready, sk.stats, sk.seen, k.z, k.h, k.p], args)).toEqual([4, 0, 0]);
+    // the previous release emitted 'a' (settled by 'b') already
+    expect(await previousSweep.run(services.redis, [sk.due, sk.ready, sk.stats, sk.sessionsReady, k.z, k.h, k.p], [T0 + 10_001, ...timing, 1, '2:p1s1'])).toEqual([2, 0]);
+    expect(await services.redis.hexists(k.h, '#m')).toBe(1);
+
+    // this release: a repeat, an event landing between known ones, one after them
+    const after = [view('b', 5_000), view('x', 3_000), view('c', 9_000)];
+    expect(await buffer.ingest(after, T0 + 11_000)).toEqual({ accepted: 2, duplicates: 1, late: 1 });
+    expect(await services.redis.exists(k.z, k.p)).toBe(0);
+    expect(await services.redis.hexists(k.h, '#m')).toBe(0);
+    expect(await services.redis.pttl(k.h)).toBeGreaterThan(0);
+    await buffer.sweep(T0 + 11_000 + 1_800_000 + 20_001);
+
+    const all = [...before, ...after.slice(1)];
+    const want = computeSessionRows(all.map((e) => ({ id: e.id, createdAtMs: e.createdAtMs, kind: e.kind })), 1_800_000);
+    const rows = await readyRows(services.redis, buffer);
+    expect(rows.map((r) => r.id).sort()).toEqual(all.map((e) => e.id).sort());
+    for (const r of rows) {
+      // 'a' was emitted by the previous release before 'x' came (late, O2): it keeps the 5 000 it had then
+      const expected = r.id === 'a' ? 5_000 : (want.get(r.id)?.duration ?? null);
+      expect({ id: r.id, duration: r.duration }).toEqual({ id: r.id, duration: expected });
+      expect((r as unknown as { path: string }).path).toBe(`/page/${r.id}`);
+    }
+    const [session] = (await services.redis.lrange(sk.sessionsReady, 0, -1)).map((t) => JSON.parse(t) as Record<string, unknown>);
+    expect(session).toMatchObject({ id: 's1', screenViews: 5, eventCount: 6, entryPath: '/page/a', exitPath: '/page/c', duration: 9_000 });
   });
 
-  it('carries on a session held by the previous release (metadata in separate fields, payloads apart)', async () => {
+  it('carries on a session held by release 0.1 (metadata in separate fields, payloads apart)', async () => {
     const previous = new LuaScript('ingestPrevious', 4, readFileSync(new URL('../../fixtures/lua-0.1/ingest-4.lua', import.meta.url), 'utf8'));
     const sk = buffer.shardKeys(0);
     const k = buffer.keys.session(0, '2:p1s1');
@@ -111,7 +156,9 @@ describe('ingest-4.lua', () => {
     const after = [view('c', 9_000), view('x', 3_000), view('b', 5_000)];
     expect(await buffer.ingest(after, T0 + 1_000)).toEqual({ accepted: 2, duplicates: 1, late: 0 });
     expect(await services.redis.hexists(k.h, '#lt')).toBe(0);
-    expect(await services.redis.hexists(k.h, '#m')).toBe(1);
+    expect(await services.redis.hexists(k.h, '>a')).toBe(0);
+    expect(await services.redis.hexists(k.h, '#state')).toBe(1);
+    expect(await services.redis.exists(k.z, k.p)).toBe(0);
     await buffer.sweep(T0 + 1_800_000 + 20_001);
 
     const all = [...before, ...after.slice(0, 2)];
@@ -127,22 +174,21 @@ describe('ingest-4.lua', () => {
     expect(session).toMatchObject({ id: 's1', screenViews: 4, eventCount: 5, entryPath: '/page/a', exitPath: '/page/c', duration: 9_000 });
   });
 
-  it('puts a TTL on every key of a held session', async () => {
+  it('puts a TTL on the hash of a held session', async () => {
     await buffer.ingest([view('a', 0), view('b', 1_000)], T0);
     const keys = buffer.keys.session(0, '2:p1s1');
-    for (const key of [keys.z, keys.h, keys.p]) expect(await services.redis.pttl(key)).toBeGreaterThan(0);
+    expect(await services.redis.pttl(keys.h)).toBeGreaterThan(0);
   });
 
-  it('gives p a TTL again when a sweep emptied it and an arrival creates it anew (TTLs are not refreshed on every call)', async () => {
+  it('sets the TTL again once a quarter of bufferTtlMs has passed on the buffer clock, not on every call', async () => {
     const keys = buffer.keys.session(0, '2:p1s1');
-    // a click after the session_end keeps the session open (the session_end is not its last event)
-    await buffer.ingest([view('a', 0), ev({ id: 'e', createdAtMs: T0 + 5_000, kind: 'e' }), ev({ id: 'c', createdAtMs: T0 + 6_000, kind: 'o' })], T0);
-    // both held rows settle and are emitted: p is empty, so Redis deleted it
-    expect(await buffer.sweep(T0 + 10_000)).toEqual({ emitted: 2, finalised: 0 });
-    expect(await services.redis.exists(keys.p)).toBe(0);
-    await buffer.ingest([view('b', 60_000)], T0 + 20_000);
-    expect(await services.redis.pttl(keys.p)).toBeGreaterThan(0);
-    expect(await services.redis.pttl(keys.z)).toBeGreaterThan(0);
+    const ttl = settings(services.server.prefix).bufferTtlMs;
+    await buffer.ingest([view('a', 0)], T0);
+    await services.redis.pexpire(keys.h, 1_000_000);
+    await buffer.ingest([view('b', 1_000)], T0 + 1_000);
+    expect(await services.redis.pttl(keys.h)).toBeLessThanOrEqual(1_000_000);
+    await buffer.ingest([view('c', 2_000)], T0 + ttl / 4);
+    expect(await services.redis.pttl(keys.h)).toBeGreaterThan(1_000_000);
   });
 
   it('restores the long TTL when a finalised session (short tombstone TTL) gets a new event', async () => {
@@ -151,7 +197,7 @@ describe('ingest-4.lua', () => {
     await buffer.sweep(T0 + 1_800_000 + 10_000);
     expect(await services.redis.pttl(keys.h)).toBeLessThanOrEqual(settings(services.server.prefix).dedupWindowMs);
     await buffer.ingest([view('b', 3_600_000)], T0 + 3_600_000);
-    for (const key of [keys.z, keys.h, keys.p]) expect(await services.redis.pttl(key)).toBeGreaterThan(settings(services.server.prefix).dedupWindowMs);
+    expect(await services.redis.pttl(keys.h)).toBeGreaterThan(settings(services.server.prefix).dedupWindowMs);
   });
 });
 
