@@ -44,7 +44,10 @@
              0): built by the worker, so that no payload is copied or
              concatenated in Lua (~1 µs per copy of a 700-byte string)
 
-  Returns: { accepted, duplicates, late }
+  Returns: { accepted, duplicates, late, statuses }, statuses one character
+           per event in ARGV order: 'a' accepted, 'l' accepted and late,
+           'd' duplicate (so the worker can give each of the jobs it
+           gathered into this call its own result)
            -1 ARGS_MISMATCH  the KEYS / ARGV counts do not match S, N and L
 ]]
 --- @include "session"
@@ -58,7 +61,7 @@ if #KEYS ~= 4 + 3 * sessions then return -1 end
 local due, ready, stats, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local accepted, duplicates, late, held = 0, 0, 0, 0
 local a = 8
-local readyRows, dueEntries = {}, {}
+local readyRows, dueEntries, statuses = {}, {}, {}
 
 -- The nearest boundary at or before the last event (t, m), with no idle gap
 -- in between: the boundary an appended event settles.
@@ -159,7 +162,9 @@ for i = 1, sessions do
     a = a + 5
     if known(S, id) then
       duplicates = duplicates + 1
+      statuses[#statuses + 1] = 'd'
     else
+      local lateBefore = late
       accepted = accepted + 1
       local m = id .. '\t' .. kind
       if kind == 'o' then
@@ -177,6 +182,7 @@ for i = 1, sessions do
         addEvent(S, t, m, id, nil, false)
         insertEvent(S, t, m, kind, path)
       end
+      if late > lateBefore then statuses[#statuses + 1] = 'l' else statuses[#statuses + 1] = 'a' end
     end
   end
   M[LAST_ARRIVAL] = now
@@ -196,8 +202,10 @@ if sessionless > 0 then
     a = a + 2
     if redis.call('ZSCORE', seen, m) then
       duplicates = duplicates + 1
+      statuses[#statuses + 1] = 'd'
     else
       accepted = accepted + 1
+      statuses[#statuses + 1] = 'a'
       redis.call('ZADD', seen, now, m)
       readyRows[#readyRows + 1] = finished
     end
@@ -212,4 +220,4 @@ if accepted > 0 then redis.call('HINCRBY', stats, 'accepted', accepted) end
 if duplicates > 0 then redis.call('HINCRBY', stats, 'duplicate', duplicates) end
 if late > 0 then redis.call('HINCRBY', stats, 'late', late) end
 if held > 0 then redis.call('HINCRBY', stats, 'held', held) end
-return { accepted, duplicates, late }
+return { accepted, duplicates, late, table.concat(statuses) }

@@ -150,8 +150,8 @@ export async function benchEndToEnd(
   const visible = new Map<string, number>();
   let visibleSettled = 0;
   const buffer = new SessionBuffer(redis, config);
-  const ingest = buffer.ingest.bind(buffer);
-  buffer.ingest = async (batch, nowMs) => {
+  const ingest = buffer.ingestEach.bind(buffer);
+  buffer.ingestEach = async (batch, nowMs) => {
     const result = await ingest(batch, nowMs);
     const at = performance.now();
     for (const e of batch) if (!arrived.has(e.id)) arrived.set(e.id, at);

@@ -135,10 +135,16 @@ export interface IngestSession {
   events: readonly IngestEvent[];
 }
 
+/** What became of one event: accepted, accepted and late (O2), or a duplicate (O3). */
+export type EventStatus = 'accepted' | 'late' | 'duplicate';
+const EVENT_STATUS = { a: 'accepted', l: 'late', d: 'duplicate' } as const;
+
 export interface IngestReply {
   accepted: number;
   duplicates: number;
   late: number;
+  /** One per event, sessions' events first (in the order given), then the sessionless ones. */
+  statuses: EventStatus[];
 }
 
 /** lua/ingest-4.lua: one shard's events of one call. */
@@ -155,8 +161,12 @@ export async function ingest(
     for (const e of s.events) a.push(e.id, e.createdAtMs, e.kind, e.data, e.path);
   }
   for (const e of args.sessionless) a.push(e.member, e.row);
-  const [accepted, duplicates, late] = integers(scripts.ingest, await scripts.ingest.run(redis, k, a), 3) as [number, number, number];
-  return { accepted, duplicates, late };
+  const reply = await scripts.ingest.run(redis, k, a);
+  const [accepted, duplicates, late] = integers(scripts.ingest, reply, 3) as [number, number, number];
+  const text = (reply as unknown[])[3];
+  const count = args.sessions.reduce((n, s) => n + s.events.length, 0) + args.sessionless.length;
+  if (typeof text !== 'string' || text.length !== count) throw new ScriptError('ingest', `expected ${count} event statuses, got ${JSON.stringify(text)}`);
+  return { accepted, duplicates, late, statuses: Array.from(text, (c) => EVENT_STATUS[c as keyof typeof EVENT_STATUS]) };
 }
 
 /** lua/sweep-4.lua: emits due rows and finalises ended sessions among the given members. */

@@ -25,13 +25,26 @@ import { decode } from '@msgpack/msgpack';
 import { finishedRow, parsePayload } from '../event/columns.js';
 import type { NormalizedEvent } from '../event/normalize.js';
 import { BufferKeys, sessionMember, shardOf, type ShardKeys } from './keys.js';
-import { ingest, sweep, type IngestSession } from './scripts.js';
+import { ingest, sweep, type EventStatus, type IngestSession } from './scripts.js';
 import type { RedisClient } from '../ops/redis.js';
 
 export interface IngestResult {
   accepted: number;
   duplicates: number;
   late: number;
+}
+
+/** The counts of a list of event statuses. */
+export function tally(statuses: readonly EventStatus[]): IngestResult {
+  const r = { accepted: 0, duplicates: 0, late: 0 };
+  for (const s of statuses) {
+    if (s === 'duplicate') r.duplicates += 1;
+    else {
+      r.accepted += 1;
+      if (s === 'late') r.late += 1;
+    }
+  }
+  return r;
 }
 
 export interface SweepResult {
@@ -144,6 +157,11 @@ export class SessionBuffer {
 
   /** Adds events, one script call per shard (calls to different shards run concurrently). */
   async ingest(events: readonly NormalizedEvent[], nowMs: number): Promise<IngestResult> {
+    return tally(await this.ingestEach(events, nowMs));
+  }
+
+  /** Adds events like ingest(), and says what became of each one, in the order given. */
+  async ingestEach(events: readonly NormalizedEvent[], nowMs: number): Promise<EventStatus[]> {
     const groups = new Map<number, ShardGroup>();
     for (const event of events) {
       const shard = this.shardOfEvent(event);
@@ -161,14 +179,13 @@ export class SessionBuffer {
       if (list) list.push(event);
       else group.sessions.set(member, [event]);
     }
-    const results = await Promise.all([...groups].map(([shard, group]) => this.ingestShard(shard, group, nowMs)));
-    return results.reduce(
-      (acc, r) => ({ accepted: acc.accepted + r.accepted, duplicates: acc.duplicates + r.duplicates, late: acc.late + r.late }),
-      { accepted: 0, duplicates: 0, late: 0 },
-    );
+    // per event object, its statuses in argument order (the same object given twice gets two)
+    const status = new Map<NormalizedEvent, EventStatus[]>();
+    await Promise.all([...groups].map(([shard, group]) => this.ingestShard(shard, group, nowMs, status)));
+    return events.map((e) => status.get(e)?.shift() as EventStatus);
   }
 
-  private async ingestShard(shard: number, group: ShardGroup, nowMs: number): Promise<IngestResult> {
+  private async ingestShard(shard: number, group: ShardGroup, nowMs: number, status: Map<NormalizedEvent, EventStatus[]>): Promise<void> {
     const sk = this.keys.shard(shard);
     const sessions: IngestSession[] = [];
     for (const [member, list] of group.sessions) {
@@ -183,7 +200,14 @@ export class SessionBuffer {
       });
     }
     const sessionless = group.sessionless.map((e) => ({ member: sessionMember(e.projectId, e.id), row: finishedRow(e.payload) }));
-    return ingest(this.redis, sk, { nowMs, timing: this.settings, sessions, sessionless });
+    const reply = await ingest(this.redis, sk, { nowMs, timing: this.settings, sessions, sessionless });
+    // the statuses come in argument order: the sessions' (sorted) events, then the sessionless ones
+    const order = [...[...group.sessions.values()].flat(), ...group.sessionless];
+    order.forEach((e, i) => {
+      const list = status.get(e);
+      if (list) list.push(reply.statuses[i] as EventStatus);
+      else status.set(e, [reply.statuses[i] as EventStatus]);
+    });
   }
 
   /** Emits due rows and finalises ended or idle sessions in every shard. */

@@ -11,6 +11,9 @@ import { isWellFormed, LIMITS } from './limits.js';
 /** Event ids are opaque, but limited to characters that are safe in Redis members and logs. */
 export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+export const COUNTRY_PATTERN = /^([A-Za-z]{2})?$/;
+/** The bounds of latitude and longitude. */
+export const COORDINATE_LIMITS = { latitude: 90, longitude: 180 } as const;
 /** Earliest accepted `createdAt`: older values are almost certainly a unit mistake (seconds for ms). */
 export const MIN_CREATED_AT_MS = Date.UTC(2000, 0, 1);
 
@@ -42,45 +45,78 @@ const createdAt = z
     if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
   });
 
+/**
+ * The text fields and their lengths in characters (min, max): the zod schema
+ * below and the fast path of the worker (fast-validate.ts) both read them.
+ */
+export const TEXT_RULES = {
+  projectId: [1, 64],
+  name: [1, 200],
+  sessionId: [0, 128],
+  deviceId: [0, 128],
+  profileId: [0, 128],
+  path: [0, LIMITS.maxTextLength],
+  origin: [0, LIMITS.maxTextLength],
+  referrer: [0, LIMITS.maxTextLength],
+  referrerName: [0, 256],
+  referrerType: [0, 64],
+  utmSource: [0, 256],
+  utmMedium: [0, 256],
+  utmCampaign: [0, 256],
+  utmTerm: [0, 256],
+  utmContent: [0, 256],
+  city: [0, 256],
+  region: [0, 256],
+  os: [0, 64],
+  osVersion: [0, 64],
+  browser: [0, 64],
+  browserVersion: [0, 64],
+  device: [0, 64],
+  brand: [0, 64],
+  model: [0, 128],
+  ip: [0, 64],
+  userAgent: [0, 1024],
+} as const satisfies Record<string, readonly [number, number]>;
+
 export const eventSchema = z.strictObject(
   {
     id: z
       .string({ error: 'must be a string' })
       .regex(ID_PATTERN, { error: 'must be 1..64 characters of letters, digits and . _ : -' })
       .optional(),
-    projectId: text(1, 64),
-    name: text(1, 200),
+    projectId: text(...TEXT_RULES.projectId),
+    name: text(...TEXT_RULES.name),
     createdAt,
-    sessionId: optionalText(128),
-    deviceId: optionalText(128),
-    profileId: optionalText(128),
-    path: optionalText(),
-    origin: optionalText(),
-    referrer: optionalText(),
-    referrerName: optionalText(256),
-    referrerType: optionalText(64),
-    utmSource: optionalText(256),
-    utmMedium: optionalText(256),
-    utmCampaign: optionalText(256),
-    utmTerm: optionalText(256),
-    utmContent: optionalText(256),
+    sessionId: optionalText(TEXT_RULES.sessionId[1]),
+    deviceId: optionalText(TEXT_RULES.deviceId[1]),
+    profileId: optionalText(TEXT_RULES.profileId[1]),
+    path: optionalText(TEXT_RULES.path[1]),
+    origin: optionalText(TEXT_RULES.origin[1]),
+    referrer: optionalText(TEXT_RULES.referrer[1]),
+    referrerName: optionalText(TEXT_RULES.referrerName[1]),
+    referrerType: optionalText(TEXT_RULES.referrerType[1]),
+    utmSource: optionalText(TEXT_RULES.utmSource[1]),
+    utmMedium: optionalText(TEXT_RULES.utmMedium[1]),
+    utmCampaign: optionalText(TEXT_RULES.utmCampaign[1]),
+    utmTerm: optionalText(TEXT_RULES.utmTerm[1]),
+    utmContent: optionalText(TEXT_RULES.utmContent[1]),
     country: z
       .string({ error: 'must be a two-letter ISO 3166-1 country code' })
-      .regex(/^([A-Za-z]{2})?$/, { error: 'must be a two-letter ISO 3166-1 country code' })
+      .regex(COUNTRY_PATTERN, { error: 'must be a two-letter ISO 3166-1 country code' })
       .optional(),
-    city: optionalText(256),
-    region: optionalText(256),
-    os: optionalText(64),
-    osVersion: optionalText(64),
-    browser: optionalText(64),
-    browserVersion: optionalText(64),
-    device: optionalText(64),
-    brand: optionalText(64),
-    model: optionalText(128),
-    ip: optionalText(64),
-    userAgent: optionalText(1024),
-    latitude: coordinate(90),
-    longitude: coordinate(180),
+    city: optionalText(TEXT_RULES.city[1]),
+    region: optionalText(TEXT_RULES.region[1]),
+    os: optionalText(TEXT_RULES.os[1]),
+    osVersion: optionalText(TEXT_RULES.osVersion[1]),
+    browser: optionalText(TEXT_RULES.browser[1]),
+    browserVersion: optionalText(TEXT_RULES.browserVersion[1]),
+    device: optionalText(TEXT_RULES.device[1]),
+    brand: optionalText(TEXT_RULES.brand[1]),
+    model: optionalText(TEXT_RULES.model[1]),
+    ip: optionalText(TEXT_RULES.ip[1]),
+    userAgent: optionalText(TEXT_RULES.userAgent[1]),
+    latitude: coordinate(COORDINATE_LIMITS.latitude),
+    longitude: coordinate(COORDINATE_LIMITS.longitude),
     properties: z.unknown().optional(),
   },
   { error: (issue) => (issue.code === 'unrecognized_keys' ? 'unknown field (put custom data in properties)' : 'must be a JSON object') },

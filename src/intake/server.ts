@@ -18,7 +18,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { CityResponse, Reader } from 'maxmind';
 import type { Logger } from '../ops/log.js';
 import type { IncomingEvent } from '../queue/producer.js';
-import type { Coalescer } from './coalescer.js';
+import type { Coalescer } from '../ops/coalescer.js';
 import { isBot } from './device.js';
 import { nativeEvent, ndjsonItems, type RawItem } from './events.js';
 import { rejectReason, requestContext, type RequestContext } from './enrich.js';
@@ -31,7 +31,7 @@ import { clientIds, pageOrigin, parseTrackBody, TrackError, trackEvent } from '.
 export interface IntakeServerOptions {
   projects: Projects;
   identity: Identity;
-  coalescer: Coalescer;
+  coalescer: Coalescer<IncomingEvent>;
   gate: IntakeGate;
   metrics: IntakeMetrics;
   log: Logger;

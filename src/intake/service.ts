@@ -20,8 +20,8 @@ import type { Config } from '../config.js';
 import { EventLensError } from '../errors.js';
 import type { Logger } from '../ops/log.js';
 import { createRedis, redisTarget, type RedisClient } from '../ops/redis.js';
-import { Producer, producerOptions } from '../queue/producer.js';
-import { Coalescer } from './coalescer.js';
+import { Producer, producerOptions, type IncomingEvent } from '../queue/producer.js';
+import { Coalescer } from '../ops/coalescer.js';
 import { IntakeGate } from './gate.js';
 import { Identity } from './identity.js';
 import { IntakeMetrics } from './metrics.js';
@@ -63,7 +63,7 @@ export async function startIntake(
 
   const metrics = new IntakeMetrics();
   const producer = new Producer(producerOptions(config, (message) => log.warn(message)));
-  const coalescer = new Coalescer(
+  const coalescer = new Coalescer<IncomingEvent>(
     async (events) => {
       metrics.batchEvents.observe(events.length);
       await producer.enqueueBatch(events);

@@ -23,12 +23,14 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { IngestResult, SessionBuffer } from '../buffer/session-buffer.js';
+import type { EventStatus } from '../buffer/scripts.js';
+import { tally, type IngestResult, type SessionBuffer } from '../buffer/session-buffer.js';
 import type { Config } from '../config.js';
 import { backoffMs, isOutOfMemory, isTransientRedisError, ValidationError } from '../errors.js';
 import { normalizeEvent, type NormalizedEvent } from '../event/normalize.js';
 import type { Flusher } from '../flush/flusher.js';
 import type { Logger } from '../ops/log.js';
+import { Coalescer } from '../ops/coalescer.js';
 import type { Metrics } from '../ops/metrics.js';
 import { bullConnection, releaseBullConnection, type RedisTarget } from '../ops/redis.js';
 import { JOB_BATCH, JOB_EVENT, type JobResult } from './jobs.js';
@@ -56,6 +58,16 @@ export interface WorkerServiceDeps {
   redis: RedisTarget;
 }
 
+/**
+ * The events of the jobs a worker holds at the same moment (up to its
+ * concurrency) go to Redis in one ingest call per shard: a call leaves at once
+ * when none is in flight, and what arrives meanwhile goes together when it
+ * returns (ops/coalescer.ts). A single-event job then shares the per-call
+ * cost with its neighbours; each job still gets its own events' results.
+ */
+const COALESCE_MAX_EVENTS = 5_000;
+const COALESCE_WINDOW_MS = 20;
+
 /** How long a job is held in place through Redis connection trouble before it fails to BullMQ's retry. */
 const TRANSIENT_HOLD_MS = 60_000;
 
@@ -76,8 +88,11 @@ export class WorkerService {
   /** Reads the queue's oldest waiting job for the sweep clock (every role sweeps). */
   private waiting?: { queue: Queue; connection: ReturnType<typeof bullConnection> };
 
+  private readonly coalescer: Coalescer<NormalizedEvent, EventStatus>;
+
   constructor(private readonly deps: WorkerServiceDeps) {
     if (deps.role !== 'ingest' && !deps.flusher) throw new Error(`role ${deps.role} needs a flusher`);
+    this.coalescer = new Coalescer((events) => deps.buffer.ingestEach(events, Date.now()), { maxEvents: COALESCE_MAX_EVENTS, windowMs: COALESCE_WINDOW_MS });
   }
 
   get state(): WorkerState {
@@ -188,13 +203,13 @@ export class WorkerService {
    *   which is safe because ids are deduplicated.
    */
   private async ingestHeld(valid: readonly NormalizedEvent[], job: Job): Promise<IngestResult> {
-    const { buffer, log, metrics } = this.deps;
+    const { log, metrics } = this.deps;
     let waitingForRoom = false;
     const started = Date.now();
     try {
       for (let attempt = 0; ; attempt += 1) {
         try {
-          const result = await buffer.ingest(valid, Date.now());
+          const result = tally(await this.coalescer.add(valid));
           if (attempt > 0) log.info({ jobId: job.id, attempts: attempt + 1, heldMs: Date.now() - started }, 'held job ingested');
           return result;
         } catch (err) {

@@ -6,6 +6,7 @@
 import { Queue, type Job } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { computeSessionRows, type SessionEvent } from '../../../src/buffer/durations.js';
+import { observeScripts } from '../../../src/buffer/scripts.js';
 import { SessionBuffer } from '../../../src/buffer/session-buffer.js';
 import { queryRows } from '../../../src/clickhouse/client.js';
 import { loadConfig, type Config } from '../../../src/config.js';
@@ -16,7 +17,7 @@ import { createLogger } from '../../../src/ops/log.js';
 import { Metrics } from '../../../src/ops/metrics.js';
 import { checkRedisSafety } from '../../../src/ops/redis-safety.js';
 import { waitUntilDrained } from '../../../src/queue/drain.js';
-import { JOB_BATCH } from '../../../src/queue/jobs.js';
+import { JOB_BATCH, JOB_EVENT } from '../../../src/queue/jobs.js';
 import { Producer, type IncomingEvent } from '../../../src/queue/producer.js';
 import { WorkerService, type Role } from '../../../src/queue/worker-service.js';
 import { testRedis, useServices } from '../../helpers/services.js';
@@ -133,6 +134,32 @@ describe('WorkerService', () => {
     const [failed] = await queue.getFailed();
     expect(failed?.failedReason).toContain('createdAt: must be an ISO-8601 string');
     expect(failed?.attemptsMade).toBe(1);
+  });
+
+  it('gathers the single-event jobs it holds at the same moment into shared ingest calls, each job keeping its own result', async () => {
+    const { queue, worker, idle } = setup({ workerConcurrency: 8 });
+    const event = (i: number) => ({ id: `e${i % 30}`, projectId: 'p', sessionId: `s${i % 5}`, name: i % 3 === 0 ? 'screen_view' : 'click', createdAt: 1_790_000_000_000 + i });
+    // 40 jobs, 30 distinct events: jobs 30..39 repeat the events of jobs 0..9 (a retried enqueue)
+    await queue.addBulk(Array.from({ length: 40 }, (_, i) => ({ name: JOB_EVENT, data: { event: event(i) }, opts: { jobId: `job-${i}` } })));
+    let calls = 0;
+    observeScripts((script) => {
+      if (script === 'ingest') calls += 1;
+    });
+    try {
+      await worker('ingest');
+      await idle();
+    } finally {
+      observeScripts(undefined);
+    }
+    expect(calls).toBeLessThan(40);
+    const results = new Map((await queue.getCompleted(0, 100)).map((j) => [j.id, j.returnvalue as { accepted: number; duplicates: number }]));
+    expect(results.size).toBe(40);
+    for (let i = 0; i < 10; i += 1) {
+      const pair = [results.get(`job-${i}`), results.get(`job-${i + 30}`)];
+      expect(pair.map((r) => (r?.accepted ?? 0) + (r?.duplicates ?? 0))).toEqual([1, 1]);
+      expect(pair.filter((r) => r?.accepted === 1)).toHaveLength(1);
+    }
+    for (let i = 10; i < 30; i += 1) expect(results.get(`job-${i}`)).toMatchObject({ accepted: 1, duplicates: 0 });
   });
 
   it('processes the valid events of a batch job and reports the invalid ones by index', async () => {

@@ -1,57 +1,55 @@
 /**
- * Coalesces the events of concurrent requests into batch jobs. A batch goes
- * to the queue
- *  - at once (on the next turn of the event loop, so the requests of one turn
- *    share it) when no batch is on its way to Redis: a lone request waits for
- *    nothing;
- *  - when the batch on its way is acknowledged, while requests came in
+ * Coalesces the items of concurrent callers into one call of `send`: the
+ * ingestion server's requests into batch jobs, and the worker's concurrent
+ * jobs into one ingest call. A batch is sent
+ *  - at once (on the next turn of the event loop, so the callers of one turn
+ *    share it) when no batch is on its way: a lone caller waits for nothing;
+ *  - when the batch on its way is acknowledged, while callers came in
  *    meanwhile: under load batches grow by themselves, one in flight at a time;
- *  - when it holds `maxEvents` events, or `windowMs` after its first request,
- *    whichever comes first (a slow Redis does not hold requests back longer).
- * Each request's promise settles when
- * the batch that carries its events is in the queue (Redis acknowledged the
- * add) or failed to get there, so the server answers 2xx only for events in
- * the queue.
+ *  - when it holds `maxEvents` items, or `windowMs` after its first caller,
+ *    whichever comes first (a slow dependency does not hold callers back longer).
+ * Each caller's promise settles when the batch that carries its items was
+ * sent (resolving with the results `send` gave for its items, in order) or
+ * failed (rejecting every caller of that batch and no other).
  *
- * A request is never split across batches: a failed batch fails every request
- * in it and no other, so nothing of a rejected request is enqueued. (A request
- * larger than `maxEvents` goes alone; the producer puts its jobs in one MULTI.)
+ * A caller is never split across batches. (A caller with more than
+ * `maxEvents` items goes alone.)
  *
  * States: idle --add--> collecting --(full | window | flush)--> sending --> idle.
  * Several batches may be sending at once. `flush()` sends what is collecting
  * and waits for every batch in flight; from the first flush on (SIGTERM), a
- * request that is still being handled is sent at once, without a window.
+ * caller is sent at once, without a window.
  */
-import type { IncomingEvent } from '../queue/producer.js';
-
 export interface CoalescerOptions {
   maxEvents: number;
   windowMs: number;
 }
 
-interface Pending {
-  events: IncomingEvent[];
-  waiters: { resolve: () => void; reject: (err: unknown) => void }[];
+interface Pending<T, R> {
+  events: T[];
+  waiters: { from: number; count: number; resolve: (results: R[]) => void; reject: (err: unknown) => void }[];
   timer: NodeJS.Timeout | undefined;
 }
 
-export class Coalescer {
-  private current: Pending | undefined;
+export class Coalescer<T, R = unknown> {
+  private current: Pending<T, R> | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private draining = false;
 
   constructor(
-    private readonly send: (events: IncomingEvent[]) => Promise<unknown>,
+    /** Sends the items; may resolve with one result per item (callers get theirs). */
+    private readonly send: (events: T[]) => Promise<readonly R[] | void>,
     private readonly options: CoalescerOptions,
   ) {}
 
-  /** Adds one request's events; resolves once they are in the queue. */
-  add(events: IncomingEvent[]): Promise<void> {
-    if (events.length === 0) return Promise.resolve();
+  /** Adds one caller's items; resolves with their results once the batch carrying them was sent. */
+  add(events: readonly T[]): Promise<R[]> {
+    if (events.length === 0) return Promise.resolve([]);
     if (this.current && this.current.events.length + events.length > this.options.maxEvents) this.dispatch();
     const batch = (this.current ??= { events: [], waiters: [], timer: undefined });
+    const from = batch.events.length;
     batch.events.push(...events);
-    const done = new Promise<void>((resolve, reject) => batch.waiters.push({ resolve, reject }));
+    const done = new Promise<R[]>((resolve, reject) => batch.waiters.push({ from, count: events.length, resolve, reject }));
     if (this.draining || batch.events.length >= this.options.maxEvents) this.dispatch();
     else if (this.inFlight.size === 0) batch.timer ??= setTimeout(() => this.dispatch(), 0);
     else batch.timer ??= setTimeout(() => this.dispatch(), this.options.windowMs);
@@ -64,7 +62,7 @@ export class Coalescer {
     this.current = undefined;
     clearTimeout(batch.timer);
     const sending = this.send(batch.events).then(
-      () => batch.waiters.forEach((w) => w.resolve()),
+      (results) => batch.waiters.forEach((w) => w.resolve(results ? results.slice(w.from, w.from + w.count) : [])),
       (err: unknown) => batch.waiters.forEach((w) => w.reject(err)),
     );
     this.inFlight.add(sending);
