@@ -10,30 +10,53 @@
 import { isWellFormed } from './limits.js';
 import { COORDINATE_LIMITS, COUNTRY_PATTERN, ID_PATTERN, parseCreatedAt, TEXT_RULES, type RawEvent } from './schema.js';
 
-const TEXT = Object.entries(TEXT_RULES) as [keyof typeof TEXT_RULES, readonly [number, number]][];
-const OTHER_KEYS = ['id', 'createdAt', 'country', 'latitude', 'longitude', 'properties'] as const;
-const KNOWN = new Set<string>([...TEXT.map(([k]) => k), ...OTHER_KEYS]);
+type Rule = (v: unknown) => boolean;
+
+// native where the engine has it (Node 20: String.prototype.isWellFormed); the same rule as limits.ts
+const wellFormed: (s: string) => boolean =
+  typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === 'function' ? (s) => (s as string & { isWellFormed(): boolean }).isWellFormed() : isWellFormed;
+
+const text =
+  (min: number, max: number): Rule =>
+  (v) =>
+    v === undefined || (typeof v === 'string' && v.length >= min && v.length <= max && !v.includes('\u0000') && wellFormed(v));
+const pattern =
+  (re: RegExp): Rule =>
+  (v) =>
+    v === undefined || (typeof v === 'string' && re.test(v));
+const coordinate =
+  (limit: number): Rule =>
+  (v) =>
+    v === undefined || (typeof v === 'number' && v >= -limit && v <= limit);
+
+/** Every field the schema knows, with its rule (createdAt is checked apart: it is required). */
+const RULES = new Map<string, Rule>([
+  ...Object.entries(TEXT_RULES).map(([k, [min, max]]): [string, Rule] => [k, text(min, max)]),
+  ['id', pattern(ID_PATTERN)],
+  ['country', pattern(COUNTRY_PATTERN)],
+  ['latitude', coordinate(COORDINATE_LIMITS.latitude)],
+  ['longitude', coordinate(COORDINATE_LIMITS.longitude)],
+  ['properties', () => true],
+  ['createdAt', () => true],
+]);
 const hasOwn = Object.prototype.hasOwnProperty;
-
-function goodText(v: unknown, min: number, max: number, required: boolean): boolean {
-  if (v === undefined) return !required;
-  return typeof v === 'string' && v.length >= min && v.length <= max && !v.includes('\u0000') && isWellFormed(v);
-}
-
-const goodCoordinate = (v: unknown, limit: number): boolean => v === undefined || (typeof v === 'number' && v >= -limit && v <= limit);
+/** The text fields that must be present (minimum length above 0). */
+const REQUIRED = Object.entries(TEXT_RULES)
+  .filter(([, [min]]) => min > 0)
+  .map(([k]) => k);
 
 /** createdAt in epoch ms when `input` passes every rule of eventSchema, else null (then zod names what broke). */
 export function fastValidate(input: unknown): number | null {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) return null;
   const o = input as Record<string, unknown>;
-  for (const key in o) if (hasOwn.call(o, key) && !KNOWN.has(key)) return null;
-  // strictObject also rejects unknown keys zod sees that for..in does not (symbols are ignored by both)
-  for (const [key, [min, max]] of TEXT) if (!goodText(o[key], min, max, min > 0)) return null;
-  const id = o.id;
-  if (id !== undefined && (typeof id !== 'string' || !ID_PATTERN.test(id))) return null;
-  const country = o.country;
-  if (country !== undefined && (typeof country !== 'string' || !COUNTRY_PATTERN.test(country))) return null;
-  if (!goodCoordinate(o.latitude, COORDINATE_LIMITS.latitude) || !goodCoordinate(o.longitude, COORDINATE_LIMITS.longitude)) return null;
+  // each present key once: unknown keys fail (strictObject), known ones meet their rule
+  for (const key in o) {
+    if (!hasOwn.call(o, key)) continue;
+    const rule = RULES.get(key);
+    if (rule === undefined || !rule(o[key])) return null;
+  }
+  // the required ones (their rules ran above when present), and createdAt
+  for (const key of REQUIRED) if (o[key] === undefined) return null;
   const createdAt = o.createdAt;
   if (typeof createdAt !== 'string' && typeof createdAt !== 'number') return null;
   const ms = parseCreatedAt(createdAt);
