@@ -29,6 +29,8 @@ interface Pending<T, R> {
   events: T[];
   waiters: { from: number; count: number; resolve: (results: R[]) => void; reject: (err: unknown) => void }[];
   timer: NodeJS.Timeout | undefined;
+  /** The next-turn dispatch of a batch started while nothing was in flight (setImmediate: setTimeout(0) waits at least 1 ms). */
+  immediate: NodeJS.Immediate | undefined;
 }
 
 export class Coalescer<T, R = unknown> {
@@ -46,12 +48,12 @@ export class Coalescer<T, R = unknown> {
   add(events: readonly T[]): Promise<R[]> {
     if (events.length === 0) return Promise.resolve([]);
     if (this.current && this.current.events.length + events.length > this.options.maxEvents) this.dispatch();
-    const batch = (this.current ??= { events: [], waiters: [], timer: undefined });
+    const batch = (this.current ??= { events: [], waiters: [], timer: undefined, immediate: undefined });
     const from = batch.events.length;
     batch.events.push(...events);
     const done = new Promise<R[]>((resolve, reject) => batch.waiters.push({ from, count: events.length, resolve, reject }));
     if (this.draining || batch.events.length >= this.options.maxEvents) this.dispatch();
-    else if (this.inFlight.size === 0) batch.timer ??= setTimeout(() => this.dispatch(), 0);
+    else if (this.inFlight.size === 0) batch.immediate ??= setImmediate(() => this.dispatch());
     else batch.timer ??= setTimeout(() => this.dispatch(), this.options.windowMs);
     return done;
   }
@@ -61,6 +63,7 @@ export class Coalescer<T, R = unknown> {
     if (!batch) return;
     this.current = undefined;
     clearTimeout(batch.timer);
+    clearImmediate(batch.immediate);
     const sending = this.send(batch.events).then(
       (results) => batch.waiters.forEach((w) => w.resolve(results ? results.slice(w.from, w.from + w.count) : [])),
       (err: unknown) => batch.waiters.forEach((w) => w.reject(err)),
