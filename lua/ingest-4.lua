@@ -20,8 +20,9 @@
 
   KEYS[1]  due    ZSET  session member -> buffer time (ms) to sweep it next
   KEYS[2]  ready  LIST  finished rows awaiting insert
-  KEYS[3]  stats  HASH  shard counters (accepted, duplicate, late, held)
-  KEYS[4]  seen   ZSET  "<len>:<projectId><id>" of events without a session -> arrival (ms)
+  KEYS[3]  stats  HASH  shard counters (accepted, duplicate, late, held, overflow)
+  KEYS[4]  seen   ZSET  "<len>:<projectId><id>" of events without a session, and
+                        "<session member>\t<id>" of events past maxSessionEvents -> arrival (ms)
   KEYS[5+3(i-1)], KEYS[6+3(i-1)], KEYS[7+3(i-1)]  z, h, p of session i: h is
            the session (see includes/session.lua); z and p are read only for
            a session kept by a release before 0.5, which is converted
@@ -34,7 +35,11 @@
   ARGV[5]  bufferTtlMs       safety TTL (ms) of a held session's hash
   ARGV[6]  S                 number of sessions
   ARGV[7]  L                 number of events without a session
-  ARGV[8..]  for each session: member, N, then the session facts of its
+  ARGV[8]  maxSessionEvents  most events a session keeps in its index; later
+                             ones are written to `ready` at once (duration
+                             NULL), deduplicated in `seen` like events
+                             without a session, and counted as overflow
+  ARGV[9..]  for each session: member, N, then the session facts of its
              earliest event in this call (createdAt ms, member, JSON
              object), then N times (id, createdAt ms, kind 'v'|'e'|'o',
              data, path as a JSON string or '' when not a screen_view);
@@ -56,11 +61,12 @@ configure(tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV
 local now = tonumber(ARGV[1])
 local sessions = tonumber(ARGV[6])
 local sessionless = tonumber(ARGV[7])
-if #KEYS ~= 4 + 3 * sessions then return -1 end
+local maxSessionEvents = tonumber(ARGV[8])
+if #KEYS ~= 4 + 3 * sessions or not maxSessionEvents then return -1 end
 
 local due, ready, stats, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local accepted, duplicates, late, held = 0, 0, 0, 0
-local a = 8
+local accepted, duplicates, late, held, overflow = 0, 0, 0, 0, 0
+local a = 9
 local readyRows, dueEntries, statuses = {}, {}, {}
 
 -- The nearest boundary at or before the last event (t, m), with no idle gap
@@ -163,7 +169,20 @@ for i = 1, sessions do
     if known(S, id) then
       duplicates = duplicates + 1
       statuses[#statuses + 1] = 'd'
+    elseif M[EVENT_COUNT] >= maxSessionEvents then
+      -- past the bound: written at once, deduplicated within the dedup window
+      local sm = member .. '\t' .. id
+      if redis.call('ZSCORE', seen, sm) then
+        duplicates = duplicates + 1
+        statuses[#statuses + 1] = 'd'
+      else
+        redis.call('ZADD', seen, now, sm)
+        accepted, overflow = accepted + 1, overflow + 1
+        statuses[#statuses + 1] = 'a'
+        if kind == 'o' then readyRows[#readyRows + 1] = data else readyRows[#readyRows + 1] = row(nil, 0, data) end
+      end
     else
+      M[EVENT_COUNT] = M[EVENT_COUNT] + 1
       local lateBefore = late
       accepted = accepted + 1
       local m = id .. '\t' .. kind
@@ -194,9 +213,12 @@ for i = 1, sessions do
 end
 sendSliced('ZADD', due, dueEntries)
 
+if sessionless > 0 or overflow > 0 then
+  redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. (now - C.dedupWindow))
+  redis.call('PEXPIRE', seen, C.dedupWindow + 1000)
+end
 if sessionless > 0 then
   if a + 2 * sessionless - 1 ~= #ARGV then return -1 end
-  redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. (now - C.dedupWindow))
   for _ = 1, sessionless do
     local m, finished = ARGV[a], ARGV[a + 1]
     a = a + 2
@@ -210,7 +232,6 @@ if sessionless > 0 then
       readyRows[#readyRows + 1] = finished
     end
   end
-  redis.call('PEXPIRE', seen, C.dedupWindow + 1000)
 elseif a - 1 ~= #ARGV then
   return -1
 end
@@ -220,4 +241,5 @@ if accepted > 0 then redis.call('HINCRBY', stats, 'accepted', accepted) end
 if duplicates > 0 then redis.call('HINCRBY', stats, 'duplicate', duplicates) end
 if late > 0 then redis.call('HINCRBY', stats, 'late', late) end
 if held > 0 then redis.call('HINCRBY', stats, 'held', held) end
+if overflow > 0 then redis.call('HINCRBY', stats, 'overflow', overflow) end
 return { accepted, duplicates, late, table.concat(statuses) }

@@ -54,12 +54,14 @@ local INF = math.huge
     entryT, entryMember, entryPath / exitT, exitMember, exitPath  the first /
                          last screen_view and its path (a JSON string)
     ttlSetAt             buffer ms the key's safety TTL was last set
-  HELD, the array's last element: the held rows, flat (member, createdAt,
-  emit at), emit at -1 while the row's duration is not settled.
+  HELD, after them: the held rows, flat (member, createdAt, emit at), emit at
+  -1 while the row's duration is not settled.
+  EVENT_COUNT, last: the number of events in the index (bounded by ingest's
+  maxSessionEvents).
 ]]
 local LAST_ARRIVAL, LAST_T, LAST_MEMBER, TAIL_BOUNDARY, TAIL_BOUNDARY_T, END_MEMBER, END_ARRIVAL, EMITTED_UP_TO = 1, 2, 3, 4, 5, 6, 7, 8
 local FACTS_T, FACTS_MEMBER, FACTS, ENTRY_T, ENTRY_MEMBER, ENTRY_PATH, EXIT_T, EXIT_MEMBER, EXIT_PATH = 9, 10, 11, 12, 13, 14, 15, 16, 17
-local TTL_SET_AT, HELD = 18, 19
+local TTL_SET_AT, HELD, EVENT_COUNT = 18, 19, 20
 
 local function kindOf(member)
   return string.sub(member, -1)
@@ -92,6 +94,10 @@ local function decodeState(S, packed)
     local m, at = held[i], held[i + 2]
     S.heldT[m] = held[i + 1]
     if at < 0 then S.held[m] = INF else S.held[m] = at end
+  end
+  if M[EVENT_COUNT] == nil then
+    local _, count = string.gsub(S.index, ';', ';')
+    M[EVENT_COUNT] = count
   end
   S.M = M
 end
@@ -240,6 +246,7 @@ local function convertOld(S, z, h, p, packed)
     ids[#ids + 1] = idOf(m)
   end
   S.index = table.concat(entries)
+  S.M[EVENT_COUNT] = #entries
   local emitAt = {}
   local pr = redis.call('ZRANGE', p, 0, -1, 'WITHSCORES')
   for i = 1, #pr, 2 do emitAt[pr[i]] = tonumber(pr[i + 1]) end
@@ -280,7 +287,7 @@ local function loadSession(z, h, p)
   if got[1] then
     decodeState(S, got[1])
   else
-    S.M = { false, false, false, false, false, false, false, false, false, false, false, false, false, false, false, false, false, false, {} }
+    S.M = { false, false, false, false, false, false, false, false, false, false, false, false, false, false, false, false, false, false, {}, 0 }
     if got[3] or got[4] then convertOld(S, z, h, p, got[3] or nil) end
   end
   return S
@@ -291,8 +298,10 @@ end
 local function saveSession(S, fields)
   fields[#fields + 1] = '#state'
   fields[#fields + 1] = encodeState(S)
-  fields[#fields + 1] = '#index'
-  fields[#fields + 1] = encodeIndex(S)
+  if S.rebuild or #S.tail > 0 or S.converted then
+    fields[#fields + 1] = '#index'
+    fields[#fields + 1] = encodeIndex(S)
+  end
   for from = 1, #fields, 1000 do redis.call('HSET', S.h, unpack(fields, from, math.min(from + 999, #fields))) end
 end
 

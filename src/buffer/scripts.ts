@@ -151,10 +151,10 @@ export interface IngestReply {
 export async function ingest(
   redis: RedisClient,
   keys: { due: string; ready: string; stats: string; seen: string },
-  args: { nowMs: number; timing: Timing; sessions: readonly IngestSession[]; sessionless: readonly { member: string; row: string }[] },
+  args: { nowMs: number; timing: Timing; maxSessionEvents: number; sessions: readonly IngestSession[]; sessionless: readonly { member: string; row: string }[] },
 ): Promise<IngestReply> {
   const k: string[] = [keys.due, keys.ready, keys.stats, keys.seen];
-  const a: (string | number)[] = [args.nowMs, ...timingArgs(args.timing), args.sessions.length, args.sessionless.length];
+  const a: (string | number)[] = [args.nowMs, ...timingArgs(args.timing), args.sessions.length, args.sessionless.length, args.maxSessionEvents];
   for (const s of args.sessions) {
     k.push(s.keys.z, s.keys.h, s.keys.p);
     a.push(s.member, s.events.length, s.facts.createdAtMs, s.facts.member, s.facts.json);

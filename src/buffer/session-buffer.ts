@@ -97,7 +97,7 @@ const SWEEP_PAGE = 256;
 /**
  * The names of a session's state fields, in lua/includes/session.lua's STATE
  * order: its field '#state' is one MessagePack array of these values (false
- * for none), then the held list.
+ * for none), then the held list, then the number of events in the index.
  */
 export const SESSION_STATE = [
   'lastArrival', 'lastT', 'lastMember', 'tailBoundary', 'tailBoundaryT', 'endMember', 'endArrival', 'emittedUpTo',
@@ -113,23 +113,24 @@ export interface HeldRow {
 }
 
 /** A session hash's state by name (absent values left out) and its held rows, sorted by member. */
-export function sessionState(h: Readonly<Record<string, Buffer | string>>): { fields: Partial<Record<SessionStateField, string | number>>; held: HeldRow[] } {
+export function sessionState(h: Readonly<Record<string, Buffer | string>>): { fields: Partial<Record<SessionStateField, string | number>>; held: HeldRow[]; eventCount: number } {
   const fields: Partial<Record<SessionStateField, string | number>> = {};
   const packed = h['#state'];
-  if (packed === undefined) return { fields, held: [] };
+  if (packed === undefined) return { fields, held: [], eventCount: 0 };
   const values = decode(typeof packed === 'string' ? Buffer.from(packed, 'latin1') : packed) as unknown[];
   SESSION_STATE.forEach((name, i) => {
     const v = values[i];
     if (typeof v === 'string' || typeof v === 'number') fields[name] = v;
   });
   const flat = (values[SESSION_STATE.length] ?? []) as (string | number)[];
+  const eventCount = values[SESSION_STATE.length + 1];
   const held: HeldRow[] = [];
   for (let i = 0; i < flat.length; i += 3) {
     const at = flat[i + 2] as number;
     held.push({ member: flat[i] as string, createdAtMs: flat[i + 1] as number, emitAtMs: at < 0 ? null : at });
   }
   held.sort((a, b) => (a.member < b.member ? -1 : a.member > b.member ? 1 : 0));
-  return { fields, held };
+  return { fields, held, eventCount: typeof eventCount === 'number' ? eventCount : 0 };
 }
 
 /** A session's index (its field '#index'): every known event in (createdAt, id) order. */
@@ -200,7 +201,7 @@ export class SessionBuffer {
       });
     }
     const sessionless = group.sessionless.map((e) => ({ member: sessionMember(e.projectId, e.id), row: finishedRow(e.payload) }));
-    const reply = await ingest(this.redis, sk, { nowMs, timing: this.settings, sessions, sessionless });
+    const reply = await ingest(this.redis, sk, { nowMs, timing: this.settings, maxSessionEvents: this.settings.maxSessionEvents, sessions, sessionless });
     // the statuses come in argument order: the sessions' (sorted) events, then the sessionless ones
     const order = [...[...group.sessions.values()].flat(), ...group.sessionless];
     order.forEach((e, i) => {

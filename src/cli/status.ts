@@ -10,6 +10,7 @@ export const COUNTER_MEANINGS: Record<string, string> = {
   accepted: 'events taken into the buffer (valid, not duplicates)',
   duplicate: 'events dropped because their id was seen before in the session (retries)',
   late: 'events that arrived after their neighbours were written (still written)',
+  overflow: 'events past BUFFER_MAX_SESSION_EVENTS in one session, written at once without a duration',
   held: 'screen_view rows held right now, waiting for their duration or grace',
   emitted: 'event rows whose duration settled and moved to the ready list',
   finalised: 'sessions ended (session_end + grace, or idle); each writes one sessions row',

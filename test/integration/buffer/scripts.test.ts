@@ -174,6 +174,27 @@ describe('ingest-4.lua', () => {
     expect(session).toMatchObject({ id: 's1', screenViews: 4, eventCount: 5, entryPath: '/page/a', exitPath: '/page/c', duration: 9_000 });
   });
 
+  it('bounds a session at maxSessionEvents: later events are written at once with duration NULL, deduplicated like events without a session', async () => {
+    const capped = new SessionBuffer(services.redis, settings(`${services.server.prefix}${n}cap`, { bufferShards: 1, maxSessionEvents: 10 }));
+    const events = Array.from({ length: 15 }, (_, i) => ev({ id: `c${i}`, createdAtMs: T0 + i * 1_000, kind: i % 2 === 0 ? 'v' : 'o' }));
+    expect(await capped.ingest(events.slice(0, 8), T0)).toEqual({ accepted: 8, duplicates: 0, late: 0 });
+    expect(await capped.ingest(events.slice(8), T0 + 8_000)).toEqual({ accepted: 7, duplicates: 0, late: 0 });
+    // a retried job: every event is recognised, the ones past the bound through the dedup window
+    expect(await capped.ingest(events, T0 + 9_000)).toEqual({ accepted: 0, duplicates: 15, late: 0 });
+    const k = capped.keys.session(0, '2:p1s1');
+    expect(sessionIndex((await services.redis.hget(k.h, '#index')) ?? '')).toHaveLength(10);
+    expect((await capped.stats()).overflow).toBe(5);
+    // c10..c14 went to ready at once, without a duration; c0..c9 are held or ready as usual
+    const rows = await readyRows(services.redis, capped);
+    expect(rows.filter((r) => Number(r.id.slice(1)) >= 10).map((r) => [r.id, r.duration])).toEqual([10, 11, 12, 13, 14].map((i) => [`c${i}`, null]));
+    await capped.sweep(T0 + 9_000 + 1_800_000 + 10_001);
+    const all = await readyRows(services.redis, capped);
+    expect(all.map((r) => r.id).sort()).toEqual(events.map((e) => e.id).sort());
+    // the held views got their durations from the bounded index (c8 is the last view in it: D2 to c9)
+    expect(all.find((r) => r.id === 'c0')?.duration).toBe(2_000);
+    expect(all.find((r) => r.id === 'c8')?.duration).toBe(1_000);
+  });
+
   it('puts a TTL on the hash of a held session', async () => {
     await buffer.ingest([view('a', 0), view('b', 1_000)], T0);
     const keys = buffer.keys.session(0, '2:p1s1');
