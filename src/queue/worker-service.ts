@@ -87,6 +87,8 @@ export class WorkerService {
   private connection?: ReturnType<typeof bullConnection>;
   /** Reads the queue's oldest waiting job for the sweep clock (every role sweeps). */
   private waiting?: { queue: Queue; connection: ReturnType<typeof bullConnection> };
+  /** The oldest job a sweep saw waiting, holding the sweep clock until it is done (sweepClock). */
+  private holdingJob: { id: string; timestamp: number } | undefined;
 
   private readonly coalescer: Coalescer<NormalizedEvent, EventStatus>;
 
@@ -252,10 +254,27 @@ export class WorkerService {
    * hold would wait on jobs that wait on memory. (Delayed jobs, BullMQ's
    * retries, are not waited for: transient failures are held in place
    * instead, see process().)
+   *
+   * A job leaves `waiting` when a worker takes it, before its events are in
+   * the buffer: the oldest job seen waiting keeps holding the clock until it
+   * has left `active` too (one state lookup per sweep), so a sweep between the
+   * two cannot write a row that job changes.
    */
   private async sweepClock(now: number): Promise<number> {
-    const [oldest] = (await this.waiting?.queue.getJobs(['waiting'], 0, 0, true)) ?? [];
-    return oldest ? Math.max(Math.min(now, oldest.timestamp), now - this.deps.config.sweepHoldMaxMs) : now;
+    const queue = this.waiting?.queue;
+    if (!queue) return now;
+    let clock = now;
+    if (this.holdingJob) {
+      const state = await queue.getJobState(this.holdingJob.id);
+      if (state === 'waiting' || state === 'active' || state === 'prioritized') clock = Math.min(clock, this.holdingJob.timestamp);
+      else this.holdingJob = undefined;
+    }
+    const [oldest] = await queue.getJobs(['waiting'], 0, 0, true);
+    if (oldest?.id !== undefined) {
+      clock = Math.min(clock, oldest.timestamp);
+      if (!this.holdingJob || oldest.timestamp < this.holdingJob.timestamp) this.holdingJob = { id: oldest.id, timestamp: oldest.timestamp };
+    }
+    return Math.max(clock, now - this.deps.config.sweepHoldMaxMs);
   }
 
   private async sweepAndCheck(): Promise<void> {

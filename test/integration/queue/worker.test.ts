@@ -3,7 +3,7 @@
  * ClickHouse: several workers on one queue, invalid input, retries,
  * backpressure, the eviction check and graceful shutdown.
  */
-import { Queue, type Job } from 'bullmq';
+import { Queue, Worker, type Job } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { computeSessionRows, type SessionEvent } from '../../../src/buffer/durations.js';
 import { observeScripts } from '../../../src/buffer/scripts.js';
@@ -179,6 +179,41 @@ describe('WorkerService', () => {
       ],
     });
     expect((await buffer.stats()).accepted).toBe(2);
+  });
+
+  it('keeps holding the sweep clock for a job it saw waiting while that job is active and its events not yet in the buffer', async () => {
+    await truncate();
+    const { producer, worker, buffer, config, queue } = setup({ graceMs: 1_000 });
+    const t0 = Date.now() - 120_000;
+    const view = (id: string, at: number) => ({ id, projectId: 'p', sessionId: 'active', name: 'screen_view', createdAt: t0 + at });
+    await worker('flush');
+    const now = Date.now();
+    await buffer.ingest([view('v1', 0), view('v3', 20_000)].map((e) => normalizeEvent(e, { receivedAtMs: now, maxFutureMs: config.maxFutureMs })), now);
+    await producer.enqueueBatch([view('v2', 5_000)]);
+    await new Promise((r) => setTimeout(r, 500)); // the flusher's sweeps see the job waiting
+    // a worker takes the job and is slow to ingest it (a stalled ingest call): the job is active, not waiting
+    let release: () => void = () => {};
+    const taken = new Promise<void>((resolveTaken) => {
+      const slow = new Worker(config.queueName, async (job) => {
+        resolveTaken();
+        await new Promise<void>((r) => (release = r));
+        const events = (job.data as { events: IncomingEvent[] }).events.map((e) => normalizeEvent(e, { receivedAtMs: job.timestamp, maxFutureMs: config.maxFutureMs }));
+        await buffer.ingest(events, Date.now());
+      }, { connection: { url: config.redisUrl }, prefix: config.queuePrefix });
+      opened.push(slow);
+    });
+    await taken;
+    await new Promise((r) => setTimeout(r, 2_500)); // past the grace while the job is active
+    release();
+    await waitUntilDrained(queue, 30_000, 50);
+    await buffer.sweep(Date.now() + config.sessionTimeoutMs + config.graceMs + 1);
+    let v1: { duration: number | null } | undefined;
+    for (let i = 0; i < 100 && v1 === undefined; i += 1) {
+      v1 = (await rowsById()).get('v1');
+      if (v1 === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(v1?.duration).toBe(5_000);
+    expect((await buffer.stats()).late ?? 0).toBe(0);
   });
 
   it('writes no row while an event that changes it waits in the queue past the grace (intake held), so it is not late', async () => {
