@@ -146,7 +146,8 @@ export class SessionBuffer {
   readonly keys: BufferKeys;
 
   constructor(
-    private readonly redis: RedisClient,
+    /** The client the buffer uses (the worker also reads the queue's active jobs with it). */
+    readonly redis: RedisClient,
     readonly settings: BufferSettings,
   ) {
     this.keys = new BufferKeys(settings.keyPrefix);

@@ -87,8 +87,6 @@ export class WorkerService {
   private connection?: ReturnType<typeof bullConnection>;
   /** Reads the queue's oldest waiting job for the sweep clock (every role sweeps). */
   private waiting?: { queue: Queue; connection: ReturnType<typeof bullConnection> };
-  /** The oldest job a sweep saw waiting, holding the sweep clock until it is done (sweepClock). */
-  private holdingJob: { id: string; timestamp: number } | undefined;
 
   private readonly coalescer: Coalescer<NormalizedEvent, EventStatus>;
 
@@ -256,23 +254,26 @@ export class WorkerService {
    * instead, see process().)
    *
    * A job leaves `waiting` when a worker takes it, before its events are in
-   * the buffer: the oldest job seen waiting keeps holding the clock until it
-   * has left `active` too (one state lookup per sweep), so a sweep between the
-   * two cannot write a row that job changes.
+   * the buffer, so the jobs in `active` hold the clock too (their ids and
+   * enqueue times only: one LRANGE and one HGET per active job, at most the
+   * workers' total concurrency). A job left active by a dead worker holds it
+   * until BullMQ moves it back (WORKER_LOCK_MS), within SWEEP_HOLD_MAX_MS.
    */
   private async sweepClock(now: number): Promise<number> {
     const queue = this.waiting?.queue;
     if (!queue) return now;
     let clock = now;
-    if (this.holdingJob) {
-      const state = await queue.getJobState(this.holdingJob.id);
-      if (state === 'waiting' || state === 'active' || state === 'prioritized') clock = Math.min(clock, this.holdingJob.timestamp);
-      else this.holdingJob = undefined;
-    }
     const [oldest] = await queue.getJobs(['waiting'], 0, 0, true);
-    if (oldest?.id !== undefined) {
-      clock = Math.min(clock, oldest.timestamp);
-      if (!this.holdingJob || oldest.timestamp < this.holdingJob.timestamp) this.holdingJob = { id: oldest.id, timestamp: oldest.timestamp };
+    if (oldest) clock = Math.min(clock, oldest.timestamp);
+    const redis = this.deps.buffer.redis;
+    const active = await redis.lrange(queue.keys.active as string, 0, -1);
+    if (active.length > 0) {
+      const pipeline = redis.pipeline();
+      for (const id of active) pipeline.hget(queue.toKey(id), 'timestamp');
+      for (const [err, ts] of (await pipeline.exec()) ?? []) {
+        if (err) throw err;
+        if (ts !== null && ts !== undefined) clock = Math.min(clock, Number(ts));
+      }
     }
     return Math.max(clock, now - this.deps.config.sweepHoldMaxMs);
   }

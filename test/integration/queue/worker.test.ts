@@ -181,16 +181,14 @@ describe('WorkerService', () => {
     expect((await buffer.stats()).accepted).toBe(2);
   });
 
-  it('keeps holding the sweep clock for a job it saw waiting while that job is active and its events not yet in the buffer', async () => {
+  it('holds the sweep clock for a job that is active and whose events are not yet in the buffer, also in a process that never saw it waiting', async () => {
     await truncate();
     const { producer, worker, buffer, config, queue } = setup({ graceMs: 1_000 });
     const t0 = Date.now() - 120_000;
     const view = (id: string, at: number) => ({ id, projectId: 'p', sessionId: 'active', name: 'screen_view', createdAt: t0 + at });
-    await worker('flush');
     const now = Date.now();
     await buffer.ingest([view('v1', 0), view('v3', 20_000)].map((e) => normalizeEvent(e, { receivedAtMs: now, maxFutureMs: config.maxFutureMs })), now);
     await producer.enqueueBatch([view('v2', 5_000)]);
-    await new Promise((r) => setTimeout(r, 500)); // the flusher's sweeps see the job waiting
     // a worker takes the job and is slow to ingest it (a stalled ingest call): the job is active, not waiting
     let release: () => void = () => {};
     const taken = new Promise<void>((resolveTaken) => {
@@ -203,6 +201,7 @@ describe('WorkerService', () => {
       opened.push(slow);
     });
     await taken;
+    await worker('flush'); // starts sweeping only now: it never sees the job waiting
     await new Promise((r) => setTimeout(r, 2_500)); // past the grace while the job is active
     release();
     await waitUntilDrained(queue, 30_000, 50);
