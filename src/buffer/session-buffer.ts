@@ -87,9 +87,15 @@ export interface ShardBacklog {
   nextDueAt: number | null;
 }
 
+/** An event of an ingest call and its position in the caller's list (where its status goes). */
+interface Placed {
+  event: NormalizedEvent;
+  at: number;
+}
+
 interface ShardGroup {
-  sessions: Map<string, NormalizedEvent[]>;
-  sessionless: NormalizedEvent[];
+  sessions: Map<string, Placed[]>;
+  sessionless: Placed[];
 }
 
 const SWEEP_PAGE = 256;
@@ -165,7 +171,7 @@ export class SessionBuffer {
   /** Adds events like ingest(), and says what became of each one, in the order given. */
   async ingestEach(events: readonly NormalizedEvent[], nowMs: number): Promise<EventStatus[]> {
     const groups = new Map<number, ShardGroup>();
-    for (const event of events) {
+    events.forEach((event, at) => {
       const shard = this.shardOfEvent(event);
       let group = groups.get(shard);
       if (!group) {
@@ -173,42 +179,42 @@ export class SessionBuffer {
         groups.set(shard, group);
       }
       if (event.sessionId === '') {
-        group.sessionless.push(event);
-        continue;
+        group.sessionless.push({ event, at });
+        return;
       }
       const member = sessionMember(event.projectId, event.sessionId);
       const list = group.sessions.get(member);
-      if (list) list.push(event);
-      else group.sessions.set(member, [event]);
-    }
-    // per event object, its statuses in argument order (the same object given twice gets two)
-    const status = new Map<NormalizedEvent, EventStatus[]>();
-    await Promise.all([...groups].map(([shard, group]) => this.ingestShard(shard, group, nowMs, status)));
-    return events.map((e) => status.get(e)?.shift() as EventStatus);
+      if (list) list.push({ event, at });
+      else group.sessions.set(member, [{ event, at }]);
+    });
+    const statuses = new Array<EventStatus>(events.length);
+    await Promise.all([...groups].map(([shard, group]) => this.ingestShard(shard, group, nowMs, statuses)));
+    return statuses;
   }
 
-  private async ingestShard(shard: number, group: ShardGroup, nowMs: number, status: Map<NormalizedEvent, EventStatus[]>): Promise<void> {
+  /** One shard's call; writes each event's status at its position in `statuses`. */
+  private async ingestShard(shard: number, group: ShardGroup, nowMs: number, statuses: EventStatus[]): Promise<void> {
     const sk = this.keys.shard(shard);
     const sessions: IngestSession[] = [];
+    const order: Placed[] = [];
     for (const [member, list] of group.sessions) {
       // in (createdAt, id) order, so each event settles its predecessor once
-      list.sort((a, b) => a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      const first = list[0] as NormalizedEvent;
+      list.sort(({ event: a }, { event: b }) => a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      const first = (list[0] as Placed).event;
       sessions.push({
         member,
         keys: this.keys.session(shard, member),
         facts: { createdAtMs: first.createdAtMs, member: `${first.id}\t${first.kind}`, json: JSON.stringify({ id: first.sessionId, ...first.sessionFacts }) },
-        events: list.map((e) => ({ id: e.id, createdAtMs: e.createdAtMs, kind: e.kind, data: e.kind === 'o' ? finishedRow(e.payload) : e.payload, path: e.kind === 'v' ? JSON.stringify(e.path) : '' })),
+        events: list.map(({ event: e }) => ({ id: e.id, createdAtMs: e.createdAtMs, kind: e.kind, data: e.kind === 'o' ? finishedRow(e.payload) : e.payload, path: e.kind === 'v' ? JSON.stringify(e.path) : '' })),
       });
+      order.push(...list);
     }
-    const sessionless = group.sessionless.map((e) => ({ member: sessionMember(e.projectId, e.id), row: finishedRow(e.payload) }));
+    const sessionless = group.sessionless.map(({ event: e }) => ({ member: sessionMember(e.projectId, e.id), row: finishedRow(e.payload) }));
+    order.push(...group.sessionless);
     const reply = await ingest(this.redis, sk, { nowMs, timing: this.settings, maxSessionEvents: this.settings.maxSessionEvents, sessions, sessionless });
     // the statuses come in argument order: the sessions' (sorted) events, then the sessionless ones
-    const order = [...[...group.sessions.values()].flat(), ...group.sessionless];
-    order.forEach((e, i) => {
-      const list = status.get(e);
-      if (list) list.push(reply.statuses[i] as EventStatus);
-      else status.set(e, [reply.statuses[i] as EventStatus]);
+    order.forEach((p, i) => {
+      statuses[p.at] = reply.statuses[i] as EventStatus;
     });
   }
 

@@ -262,17 +262,21 @@ export class WorkerService {
   private async sweepClock(now: number): Promise<number> {
     const queue = this.waiting?.queue;
     if (!queue) return now;
-    let clock = now;
-    const [oldest] = await queue.getJobs(['waiting'], 0, 0, true);
-    if (oldest) clock = Math.min(clock, oldest.timestamp);
+    // ids only (BullMQ's lists: `wait` gets new jobs at its head, so its oldest is the last), then one
+    // HGET of `timestamp` each: no job's data is read, which getJobs() would do every sweep
     const redis = this.deps.buffer.redis;
-    const active = await redis.lrange(queue.keys.active as string, 0, -1);
-    if (active.length > 0) {
+    const lists = (await redis.pipeline().lindex(queue.toKey('wait'), -1).lrange(queue.toKey('active'), 0, -1).exec()) ?? [];
+    const failed = lists.find(([err]) => err);
+    if (failed) throw failed[0] as Error;
+    const oldestWaiting = lists[0]?.[1] as string | null;
+    const ids = [...(oldestWaiting ? [oldestWaiting] : []), ...((lists[1]?.[1] ?? []) as string[])];
+    let clock = now;
+    if (ids.length > 0) {
       const pipeline = redis.pipeline();
-      for (const id of active) pipeline.hget(queue.toKey(id), 'timestamp');
+      for (const id of ids) pipeline.hget(queue.toKey(id), 'timestamp');
       for (const [err, ts] of (await pipeline.exec()) ?? []) {
         if (err) throw err;
-        if (ts !== null && ts !== undefined) clock = Math.min(clock, Number(ts));
+        if (typeof ts === 'string') clock = Math.min(clock, Number(ts));
       }
     }
     return Math.max(clock, now - this.deps.config.sweepHoldMaxMs);

@@ -79,6 +79,16 @@ async function truncate(): Promise<void> {
   await services.clickhouse.ch.client.command({ query: `TRUNCATE TABLE ${services.clickhouse.database}.events` });
 }
 
+/** The row of `id` once it is in ClickHouse (up to 10 s), or undefined. */
+async function rowOnceVisible(id: string): Promise<{ duration: number | null } | undefined> {
+  for (let i = 0; i < 100; i += 1) {
+    const row = (await rowsById()).get(id);
+    if (row) return row;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return undefined;
+}
+
 async function rowsById(): Promise<Map<string, { duration: number | null; screenViews: number; n: number }>> {
   const rows = await queryRows<{ id: string; duration: number | null; screenViews: number; n: string | number }>(
     services.clickhouse.ch,
@@ -206,11 +216,7 @@ describe('WorkerService', () => {
     release();
     await waitUntilDrained(queue, 30_000, 50);
     await buffer.sweep(Date.now() + config.sessionTimeoutMs + config.graceMs + 1);
-    let v1: { duration: number | null } | undefined;
-    for (let i = 0; i < 100 && v1 === undefined; i += 1) {
-      v1 = (await rowsById()).get('v1');
-      if (v1 === undefined) await new Promise((r) => setTimeout(r, 100));
-    }
+    const v1 = await rowOnceVisible('v1');
     expect(v1?.duration).toBe(5_000);
     expect((await buffer.stats()).late ?? 0).toBe(0);
   });
@@ -229,11 +235,7 @@ describe('WorkerService', () => {
     await new Promise((r) => setTimeout(r, 5_000)); // longer than the grace: the flusher keeps sweeping
     await worker('ingest');
     await idle();
-    let v1: { duration: number | null } | undefined;
-    for (let i = 0; i < 100 && v1 === undefined; i += 1) {
-      v1 = (await rowsById()).get('v1');
-      if (v1 === undefined) await new Promise((r) => setTimeout(r, 100));
-    }
+    const v1 = await rowOnceVisible('v1');
     expect(v1?.duration).toBe(5_000);
     expect((await buffer.stats()).late ?? 0).toBe(0);
   });
