@@ -32,12 +32,6 @@ export interface Config {
   dedupWindowMs: number;
   /** Safety TTL on a held session's keys, refreshed on every change; bounds leaks if no worker runs. @defaultValue 86 400 000 */
   bufferTtlMs: number;
-  /**
-   * Most events one session keeps in the buffer; later ones are written at once
-   * with duration NULL (counted as `overflow`), so that one endless session (a
-   * backend reusing a session id, a bot) cannot make every call on it slower. @defaultValue 5 000
-   */
-  maxSessionEvents: number;
   /** Largest batch inserted into ClickHouse, in rows. @defaultValue 10 000 */
   flushMaxRows: number;
   /** Largest batch inserted into ClickHouse, in bytes of JSON rows. @defaultValue 16 777 216 */
@@ -186,7 +180,6 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     sessionTimeoutMs,
     dedupWindowMs: r.int('DEDUP_WINDOW_MS', sessionTimeoutMs, 0),
     bufferTtlMs: r.int('BUFFER_TTL_MS', 86_400_000, 1_000),
-    maxSessionEvents: r.int('BUFFER_MAX_SESSION_EVENTS', 5_000, 1, 1_000_000),
     flushMaxRows: r.int('FLUSH_MAX_ROWS', 10_000, 1, 1_000_000),
     flushMaxBytes: r.int('FLUSH_MAX_BYTES', 16 * 1024 * 1024, 1024),
     flushIntervalMs: r.int('FLUSH_INTERVAL_MS', 1_000, 0, 3_600_000),
@@ -236,5 +229,5 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
 /** The settings the session buffer needs, taken from a Config. */
 export type BufferSettings = Pick<
   Config,
-  'bufferShards' | 'keyPrefix' | 'graceMs' | 'sessionTimeoutMs' | 'dedupWindowMs' | 'bufferTtlMs' | 'maxSessionEvents'
+  'bufferShards' | 'keyPrefix' | 'graceMs' | 'sessionTimeoutMs' | 'dedupWindowMs' | 'bufferTtlMs'
 >;

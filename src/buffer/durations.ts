@@ -1,7 +1,7 @@
 /**
  * The duration rules of DESIGN §2 as a pure function of one session's events.
  * lua/sweep-4.lua computes the same thing incrementally inside Redis
- * (viewFigures / endFigures in lua/includes/session.lua, which
+ * (viewFigures / endFigures in lua/includes/durations.lua, which
  * lua/ingest-4.lua also uses to settle rows); this
  * module is the reference the tests compare it with, and the place where the
  * rules are written down in full.

@@ -61,10 +61,14 @@ export interface ShardKeys {
   sessionsDead: string;
 }
 
+/** A session's three keys (lua/includes/state.lua). */
 export interface SessionKeys {
+  /** ZSET every known event, member "<id>\t<kind>", score createdAt. */
   z: string;
-  h: string;
+  /** ZSET the held rows, member -> buffer ms to emit it (+inf while not settled). */
   p: string;
+  /** HASH the state, the session facts and the payloads of held rows. */
+  h: string;
 }
 
 export class BufferKeys {
@@ -94,7 +98,7 @@ export class BufferKeys {
 
   session(shard: number, member: string): SessionKeys {
     const t = this.tag(shard);
-    return { z: `${t}:z:${member}`, h: `${t}:h:${member}`, p: `${t}:p:${member}` };
+    return { z: `${t}:z:${member}`, p: `${t}:p:${member}`, h: `${t}:h:${member}` };
   }
 }
 

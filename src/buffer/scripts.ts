@@ -4,7 +4,7 @@
  * script's header, which test/unit/buffer/lua-headers.test.ts lints) and
  * checking its reply, so no call site builds arguments or casts replies. A file is named
  * `<name>-<fixed key count>.lua` (BullMQ's convention); ingest and sweep take
- * three more keys per session after their fixed ones. `--- @include "x"`
+ * three more keys per session (z, p, h) after their fixed ones. `--- @include "x"`
  * lines are replaced by lua/includes/x.lua, so helpers are written once.
  *
  * Scripts run with EVALSHA; when Redis answers NOSCRIPT (after a restart,
@@ -17,6 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ScriptError } from '../errors.js';
 import type { RedisClient } from '../ops/redis.js';
+import type { SessionKeys } from './keys.js';
 
 /** Negative return codes of the scripts (see each script's header). */
 export const ScriptCode = {
@@ -102,18 +103,16 @@ export interface Timing {
 
 const timingArgs = (t: Timing): number[] => [t.graceMs, t.sessionTimeoutMs, t.dedupWindowMs, t.bufferTtlMs];
 
-/** A session's three keys: h holds it; z and p are read only for a session kept by a release before 0.5. */
-export interface SessionKeyTriple {
-  z: string;
-  h: string;
-  p: string;
-}
-
 /** A reply that must be an array of `n` integers (or more). */
 function integers(script: LuaScript, reply: unknown, n: number): number[] {
   const values = expectArray(script, reply);
   if (values.length < n || values.slice(0, n).some((v) => typeof v !== 'number')) throw new ScriptError(script.name, `unexpected reply ${JSON.stringify(reply)}`);
   return values as number[];
+}
+
+/** An event's member in its session's order set (lua/includes/base.lua): `<id>\t<kind>`. */
+export function eventMember(id: string, kind: string): string {
+  return `${id}\t${kind}`;
 }
 
 /** One event of an ingest call. `data`: the payload of a held event, or the finished row of any other. */
@@ -122,13 +121,13 @@ export interface IngestEvent {
   createdAtMs: number;
   kind: 'v' | 'e' | 'o';
   data: string;
-  /** The page path as a JSON string for a screen_view, '' otherwise. */
+  /** The page path as a JSON string for a screen_view (sent for screen_views only). */
   path: string;
 }
 
 export interface IngestSession {
   member: string;
-  keys: SessionKeyTriple;
+  keys: SessionKeys;
   /** The session facts of its earliest event in this call: createdAt, member ("<id>\t<kind>") and the JSON object. */
   facts: { createdAtMs: number; member: string; json: string };
   /** In (createdAt, id) order. */
@@ -151,14 +150,17 @@ export interface IngestReply {
 export async function ingest(
   redis: RedisClient,
   keys: { due: string; ready: string; stats: string; seen: string },
-  args: { nowMs: number; timing: Timing; maxSessionEvents: number; sessions: readonly IngestSession[]; sessionless: readonly { member: string; row: string }[] },
+  args: { nowMs: number; timing: Timing; sessions: readonly IngestSession[]; sessionless: readonly { member: string; row: string }[] },
 ): Promise<IngestReply> {
   const k: string[] = [keys.due, keys.ready, keys.stats, keys.seen];
-  const a: (string | number)[] = [args.nowMs, ...timingArgs(args.timing), args.sessions.length, args.sessionless.length, args.maxSessionEvents];
+  const a: (string | number)[] = [args.nowMs, ...timingArgs(args.timing), args.sessions.length, args.sessionless.length];
   for (const s of args.sessions) {
-    k.push(s.keys.z, s.keys.h, s.keys.p);
+    k.push(s.keys.z, s.keys.p, s.keys.h);
     a.push(s.member, s.events.length, s.facts.createdAtMs, s.facts.member, s.facts.json);
-    for (const e of s.events) a.push(e.id, e.createdAtMs, e.kind, e.data, e.path);
+    for (const e of s.events) {
+      a.push(eventMember(e.id, e.kind), e.createdAtMs, e.data);
+      if (e.kind === 'v') a.push(e.path);
+    }
   }
   for (const e of args.sessionless) a.push(e.member, e.row);
   const reply = await scripts.ingest.run(redis, k, a);
@@ -173,10 +175,10 @@ export async function ingest(
 export async function sweep(
   redis: RedisClient,
   keys: { due: string; ready: string; stats: string; sessionsReady: string },
-  args: { nowMs: number; timing: Timing; sessions: readonly { member: string; keys: SessionKeyTriple }[] },
+  args: { nowMs: number; timing: Timing; sessions: readonly { member: string; keys: SessionKeys }[] },
 ): Promise<{ emitted: number; finalised: number }> {
   const k: string[] = [keys.due, keys.ready, keys.stats, keys.sessionsReady];
-  for (const s of args.sessions) k.push(s.keys.z, s.keys.h, s.keys.p);
+  for (const s of args.sessions) k.push(s.keys.z, s.keys.p, s.keys.h);
   const reply = await scripts.sweep.run(redis, k, [args.nowMs, ...timingArgs(args.timing), args.sessions.length, ...args.sessions.map((s) => s.member)]);
   const [emitted, finalised] = integers(scripts.sweep, reply, 2) as [number, number];
   return { emitted, finalised };

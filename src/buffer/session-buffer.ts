@@ -4,14 +4,16 @@
  * per-shard ready list (DESIGN §2). All state changes happen inside the Lua
  * scripts; this class groups events by shard, builds keys, and reads state.
  *
- * States of a held row (see lua/includes/session.lua for the keys):
+ * A session is three keys (lua/includes/state.lua): a sorted set of every
+ * known event in (createdAt, id) order, a sorted set of its held rows by emit
+ * time, and a hash of its state, facts and held payloads. States of a held row:
  *
  *   held-unsettled --(next boundary or idle gap arrives)--> held-settled(emitAt = now + grace)
  *   held-settled  --(an arrival changes its scan)--> held-settled(emitAt = now + grace) | held-unsettled
  *   held-*        --(sweep: emitAt <= now, or session finalised)--> emitted (row in ready)
  *
- * States of a session: open (has a last arrival, meta `la`) --(sweep: now >= last arrival + timeout,
- * or >= session_end arrival + grace)--> finalised (ids and kinds only, TTL =
+ * States of a session: open (its state has a last arrival) --(sweep: now >= last arrival + timeout,
+ * or >= session_end arrival + grace)--> finalised (order set and state only, TTL =
  * dedupWindowMs) --(any new arrival)--> open again; late rows get their
  * duration from the events still known.
  *
@@ -21,10 +23,11 @@
  * sessions stay for the other replicas (or the next start).
  */
 import type { BufferSettings } from '../config.js';
-import { decode } from '@msgpack/msgpack';
-import { finishedRow, parsePayload } from '../event/columns.js';
+import { finishedRow } from '../event/columns.js';
 import type { NormalizedEvent } from '../event/normalize.js';
 import { BufferKeys, sessionMember, shardOf, type ShardKeys } from './keys.js';
+import { sessionView, type SessionView } from './inspect.js';
+export type { HeldEventView, SessionView } from './inspect.js';
 import { ingest, sweep, type EventStatus, type IngestSession } from './scripts.js';
 import type { RedisClient } from '../ops/redis.js';
 
@@ -52,29 +55,6 @@ export interface SweepResult {
   finalised: number;
 }
 
-/** One held or remembered event of a session, as the live view shows it. */
-export interface HeldEventView {
-  id: string;
-  createdAt: string;
-  kind: 'screen_view' | 'session_end' | 'other';
-  state: 'unsettled' | 'settled' | 'emitted';
-  /** Buffer time at which a settled row will be emitted. */
-  emitAt?: string;
-  name?: string;
-  path?: string;
-}
-
-export interface SessionView {
-  projectId: string;
-  sessionId: string;
-  shard: number;
-  state: 'open' | 'finalised' | 'unknown';
-  lastArrivalAt?: string;
-  sessionEndArrivalAt?: string;
-  heldRows: number;
-  events: HeldEventView[];
-}
-
 export interface ShardBacklog {
   shard: number;
   /** Event and sessions rows waiting in the ready lists. */
@@ -99,54 +79,6 @@ interface ShardGroup {
 }
 
 const SWEEP_PAGE = 256;
-
-/**
- * The names of a session's state fields, in lua/includes/session.lua's STATE
- * order: its field '#state' is one MessagePack array of these values (false
- * for none), then the held list, then the number of events in the index.
- */
-export const SESSION_STATE = [
-  'lastArrival', 'lastT', 'lastMember', 'tailBoundary', 'tailBoundaryT', 'endMember', 'endArrival', 'emittedUpTo',
-  'factsT', 'factsMember', 'facts', 'entryT', 'entryMember', 'entryPath', 'exitT', 'exitMember', 'exitPath', 'ttlSetAt',
-] as const;
-export type SessionStateField = (typeof SESSION_STATE)[number];
-
-/** A held row of a session: its member ("<id>\t<kind>"), createdAt and emit time (null while unsettled). */
-export interface HeldRow {
-  member: string;
-  createdAtMs: number;
-  emitAtMs: number | null;
-}
-
-/** A session hash's state by name (absent values left out) and its held rows, sorted by member. */
-export function sessionState(h: Readonly<Record<string, Buffer | string>>): { fields: Partial<Record<SessionStateField, string | number>>; held: HeldRow[]; eventCount: number } {
-  const fields: Partial<Record<SessionStateField, string | number>> = {};
-  const packed = h['#state'];
-  if (packed === undefined) return { fields, held: [], eventCount: 0 };
-  const values = decode(typeof packed === 'string' ? Buffer.from(packed, 'latin1') : packed) as unknown[];
-  SESSION_STATE.forEach((name, i) => {
-    const v = values[i];
-    if (typeof v === 'string' || typeof v === 'number') fields[name] = v;
-  });
-  const flat = (values[SESSION_STATE.length] ?? []) as (string | number)[];
-  const eventCount = values[SESSION_STATE.length + 1];
-  const held: HeldRow[] = [];
-  for (let i = 0; i < flat.length; i += 3) {
-    const at = flat[i + 2] as number;
-    held.push({ member: flat[i] as string, createdAtMs: flat[i + 1] as number, emitAtMs: at < 0 ? null : at });
-  }
-  held.sort((a, b) => (a.member < b.member ? -1 : a.member > b.member ? 1 : 0));
-  return { fields, held, eventCount: typeof eventCount === 'number' ? eventCount : 0 };
-}
-
-/** A session's index (its field '#index'): every known event in (createdAt, id) order. */
-export function sessionIndex(text: string | undefined): { id: string; kind: string; createdAtMs: number }[] {
-  const out: { id: string; kind: string; createdAtMs: number }[] = [];
-  for (const m of (text ?? '').matchAll(/;([^,;]+),([a-z])(\d+)/g)) out.push({ id: m[1] as string, kind: m[2] as string, createdAtMs: Number(m[3]) });
-  return out;
-}
-
-const iso = (ms: number): string => new Date(ms).toISOString();
 
 export class SessionBuffer {
   readonly keys: BufferKeys;
@@ -211,7 +143,7 @@ export class SessionBuffer {
     }
     const sessionless = group.sessionless.map(({ event: e }) => ({ member: sessionMember(e.projectId, e.id), row: finishedRow(e.payload) }));
     order.push(...group.sessionless);
-    const reply = await ingest(this.redis, sk, { nowMs, timing: this.settings, maxSessionEvents: this.settings.maxSessionEvents, sessions, sessionless });
+    const reply = await ingest(this.redis, sk, { nowMs, timing: this.settings, sessions, sessionless });
     // the statuses come in argument order: the sessions' (sorted) events, then the sessionless ones
     order.forEach((p, i) => {
       statuses[p.at] = reply.statuses[i] as EventStatus;
@@ -289,56 +221,9 @@ export class SessionBuffer {
     return out;
   }
 
-  /** The live view of one session: its held events and their state (read-only). */
-  async sessionView(projectId: string, sessionId: string): Promise<SessionView> {
-    const shard = shardOf(projectId, sessionId, this.settings.bufferShards);
-    const member = sessionMember(projectId, sessionId);
-    // binary: the state is MessagePack
-    const raw = await this.redis.hgetallBuffer(this.keys.session(shard, member).h);
-    const h = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, k === '#state' ? v : v.toString('utf8')])) as Record<string, string> & { '#state'?: Buffer };
-    const { fields, held } = sessionState(h);
-    const heldBy = new Map(held.map((r) => [r.member, r]));
-    const events: HeldEventView[] = sessionIndex(h['#index']).map((e) => {
-      const view: HeldEventView = {
-        id: e.id,
-        createdAt: iso(e.createdAtMs),
-        kind: e.kind === 'v' ? 'screen_view' : e.kind === 'e' ? 'session_end' : 'other',
-        state: 'emitted',
-      };
-      const row = heldBy.get(`${e.id}\t${e.kind}`);
-      const payload = h[e.id];
-      if (row) {
-        view.state = row.emitAtMs === null ? 'unsettled' : 'settled';
-        if (row.emitAtMs !== null) view.emitAt = iso(row.emitAtMs);
-      }
-      if (row && payload !== undefined) {
-        const columns = parsePayload(payload) as { name?: string; path?: string };
-        view.name = columns.name;
-        if (columns.path) view.path = columns.path;
-      }
-      return view;
-    });
-    const result: SessionView = {
-      projectId,
-      sessionId,
-      shard,
-      // (a session kept by a release before 0.5 shows as unknown until its next ingest or sweep converts it)
-      state: fields.lastArrival !== undefined ? 'open' : events.length > 0 ? 'finalised' : 'unknown',
-      heldRows: held.length,
-      events,
-    };
-    if (fields.lastArrival !== undefined) result.lastArrivalAt = iso(Number(fields.lastArrival));
-    if (fields.endArrival !== undefined) result.sessionEndArrivalAt = iso(Number(fields.endArrival));
-    return result;
-  }
-
-  /** The session of a live-view argument `<projectId>/<sessionId>` (split at the first slash). */
-  static parseSessionArg(arg: string): { projectId: string; sessionId: string } {
-    const slash = arg.indexOf('/');
-    if (slash <= 0 || slash === arg.length - 1) {
-      throw new Error(`--session ${JSON.stringify(arg)}: expected <projectId>/<sessionId>`);
-    }
-    return { projectId: arg.slice(0, slash), sessionId: arg.slice(slash + 1) };
+  /** The live view of one session: its held events and their state (read-only; buffer/inspect.ts). */
+  sessionView(projectId: string, sessionId: string): Promise<SessionView> {
+    return sessionView(this.redis, this.keys, this.settings.bufferShards, projectId, sessionId);
   }
 }
 

@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Command } from 'commander';
+import { parseSessionArg } from '../buffer/inspect.js';
 import { SessionBuffer } from '../buffer/session-buffer.js';
 import { loadConfig } from '../config.js';
 import { bullConnection, connectRedis, redisTarget, releaseBullConnection, type RedisClient } from '../ops/redis.js';
@@ -10,7 +11,7 @@ export const COUNTER_MEANINGS: Record<string, string> = {
   accepted: 'events taken into the buffer (valid, not duplicates)',
   duplicate: 'events dropped because their id was seen before in the session (retries)',
   late: 'events that arrived after their neighbours were written (still written)',
-  overflow: 'events past BUFFER_MAX_SESSION_EVENTS in one session, written at once without a duration',
+  overflow: 'events past the 5 000-event bound of release 0.1.0 (layout 0.5), written without a duration; no longer counted',
   held: 'screen_view rows held right now, waiting for their duration or grace',
   emitted: 'event rows whose duration settled and moved to the ready list',
   finalised: 'sessions ended (session_end + grace, or idle); each writes one sessions row',
@@ -31,7 +32,7 @@ export function registerStatus(program: Command): void {
       try {
         const buffer = new SessionBuffer(redis, config);
         if (opts.session) {
-          const { projectId, sessionId } = SessionBuffer.parseSessionArg(opts.session);
+          const { projectId, sessionId } = parseSessionArg(opts.session);
           out(JSON.stringify(await buffer.sessionView(projectId, sessionId), null, 2));
           return;
         }

@@ -8,7 +8,7 @@
  * key of JSONEachRow.
  *
  * `duration` and `screenViews` come first: the buffer's Lua prepends them to
- * the payload when it emits a row (lua/includes/session.lua, row()). Rows and
+ * the payload when it emits a row (lua/includes/rows.lua, row()). Rows and
  * payloads held by releases before 0.5 are JSON objects; they are still
  * emitted and inserted (flush/insert.ts), so an upgrade needs no drain.
  */

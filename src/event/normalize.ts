@@ -3,7 +3,7 @@
  * ordering fields it needs (`id`, `createdAtMs`, `kind`, session) and an opaque
  * `payload`, the ClickHouse row as a positional JSON array without `duration`
  * and `screenViews` (columns.ts). Lua never decodes the payload; it prepends
- * those two values when it emits the row (row() in lua/includes/session.lua,
+ * those two values when it emits the row (row() in lua/includes/rows.lua,
  * called by lua/sweep-4.lua; lua/ingest-4.lua stores it).
  */
 import { newUlid as ulid } from './ulid.js';

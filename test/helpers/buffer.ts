@@ -16,7 +16,6 @@ export function settings(prefix: string, overrides: Partial<BufferSettings> = {}
     sessionTimeoutMs: 1_800_000,
     dedupWindowMs: 1_800_000,
     bufferTtlMs: 86_400_000,
-    maxSessionEvents: 5_000,
     ...overrides,
   };
 }

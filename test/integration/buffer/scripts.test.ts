@@ -6,8 +6,9 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { computeSessionRows } from '../../../src/buffer/durations.js';
 import { LuaScript, ScriptCode, scripts } from '../../../src/buffer/scripts.js';
-import { SessionBuffer, sessionIndex, sessionState } from '../../../src/buffer/session-buffer.js';
-import { parsePayload } from '../../../src/event/columns.js';
+import { heldRows, orderedEvents, sessionState } from '../../../src/buffer/inspect.js';
+import { SessionBuffer } from '../../../src/buffer/session-buffer.js';
+import { finishedRow, parsePayload } from '../../../src/event/columns.js';
 import { ev, readyRows, settings, T0 } from '../../helpers/buffer.js';
 import { useServices } from '../../helpers/services.js';
 
@@ -70,60 +71,63 @@ describe('ingest-4.lua', () => {
     expect((await buffer.ingest([view('b', 1_000)], T0)).accepted).toBe(1);
   });
 
-  it('keeps a session in one hash: the payload of a held row under its id, the index and the state; emits the row with that payload', async () => {
+  it('keeps a session in a sorted set of its events and a hash of its state, facts and held payloads; emits the row with that payload', async () => {
     await buffer.ingest([view('a', 0), view('b', 5_000), ev({ id: 'c', createdAtMs: T0 + 6_000, kind: 'o' })], T0);
     const k = buffer.keys.session(0, '2:p1s1');
-    expect(await services.redis.exists(k.z, k.p)).toBe(0);
     const h = await services.redis.hgetall(k.h);
-    expect(Object.keys(h).sort()).toEqual(['#facts', '#index', '#state', 'a', 'b']);
-    expect(parsePayload(h.a ?? '')).toMatchObject({ id: 'a', path: '/page/a' });
+    expect(Object.keys(h).sort()).toEqual(['#facts', '#state', 'a\tv', 'b\tv']);
+    expect(parsePayload(h['a\tv'] ?? '')).toMatchObject({ id: 'a', path: '/page/a' });
     // positional: no column names are held for every row (src/event/columns.ts)
-    expect(h.a).not.toContain('"projectId"');
-    expect(h.a?.slice(0, 1)).toBe('[');
-    expect(sessionIndex(h['#index'])).toEqual([
+    expect(h['a\tv']).not.toContain('"projectId"');
+    expect(h['a\tv']?.slice(0, 1)).toBe('[');
+    expect(orderedEvents(await services.redis.zrange(k.z, '0', '-1', 'WITHSCORES'))).toEqual([
       { id: 'a', kind: 'v', createdAtMs: T0 },
       { id: 'b', kind: 'v', createdAtMs: T0 + 5_000 },
       { id: 'c', kind: 'o', createdAtMs: T0 + 6_000 },
     ]);
-    const state = sessionState(await services.redis.hgetallBuffer(k.h));
-    expect(state.held).toEqual([
-      { member: 'a\tv', createdAtMs: T0, emitAtMs: T0 + 10_000 },
-      { member: 'b\tv', createdAtMs: T0 + 5_000, emitAtMs: null },
+    expect(heldRows(await services.redis.zrange(k.p, '0', '-1', 'WITHSCORES'))).toEqual([
+      { member: 'a\tv', emitAtMs: T0 + 10_000 },
+      { member: 'b\tv', emitAtMs: null },
     ]);
-    expect(state.fields).toMatchObject({ lastArrival: T0, lastMember: 'c\to', tailBoundary: 'b\tv', entryPath: '"/page/a"', exitPath: '"/page/b"' });
+    const state = sessionState((await services.redis.hgetBuffer(k.h, '#state')) ?? undefined);
+    expect(state).toMatchObject({ lastArrival: T0, lastMember: 'c\to', tailBoundary: 'b\tv', tailHeld: true, entryPath: '"/page/a"', exitPath: '"/page/b"', views: 2 });
     await buffer.sweep(T0 + 10_001);
     const rows = await readyRows(services.redis, buffer);
     expect(rows.map((r) => [r.id, r.duration])).toEqual([['c', null], ['a', 5_000]]);
-    expect(await services.redis.hexists(k.h, 'a')).toBe(0);
+    expect(await services.redis.hexists(k.h, 'a\tv')).toBe(0);
   });
 
-  it('carries on a session held by the previous release (0.4: packed metadata, z and p, state-prefixed payloads as objects), converting it on first touch', async () => {
+  /** The frozen scripts of layout 0.5 (release 0.1.0), with their include resolved. */
+  function previousScripts(): { ingest: LuaScript; sweep: LuaScript } {
     const fixture = (name: string): string =>
-      readFileSync(new URL(`../../fixtures/lua-0.4/${name}`, import.meta.url), 'utf8').replace('--- @include "session"', readFileSync(new URL('../../fixtures/lua-0.4/session.lua', import.meta.url), 'utf8'));
-    const previousIngest = new LuaScript('ingestPrevious', 4, fixture('ingest-4.lua'));
-    const previousSweep = new LuaScript('sweepPrevious', 4, fixture('sweep-4.lua'));
+      readFileSync(new URL(`../../fixtures/lua-0.5/${name}`, import.meta.url), 'utf8').replace('--- @include "session"', readFileSync(new URL('../../fixtures/lua-0.5/session.lua', import.meta.url), 'utf8'));
+    return { ingest: new LuaScript('ingestPrevious', 4, fixture('ingest-4.lua')), sweep: new LuaScript('sweepPrevious', 4, fixture('sweep-4.lua')) };
+  }
+  const TIMING = [10_000, 1_800_000, 1_800_000, 86_400_000];
+
+  it('carries on a session held by the previous release (layout 0.5: the order as an index string in the hash), converting it on first touch', async () => {
+    const previous = previousScripts();
     const sk = buffer.shardKeys(0);
     const k = buffer.keys.session(0, '2:p1s1');
-    const timing = [10_000, 1_800_000, 1_800_000, 86_400_000];
     const before = [view('a', 0), ev({ id: 'o1', createdAtMs: T0 + 1_000, kind: 'o' }), view('b', 5_000), view('d', 6_000)];
-    // the previous release's arguments: held values 'V' + object payload, finished rows as objects
-    const args: (string | number)[] = [T0, ...timing, 1, 0, '2:p1s1', before.length, T0, 'a\tv', JSON.stringify({ id: 's1', ...before[0]?.sessionFacts })];
-    for (const e of before) {
-      const object = JSON.stringify(parsePayload(e.payload));
-      const data = e.kind === 'o' ? `{"duration":null,"screenViews":0,${object.slice(1)}` : `V${object}`;
-      args.push(e.id, e.createdAtMs, e.kind, data, e.kind === 'v' ? JSON.stringify(e.path) : '');
-    }
-    expect(await previousIngest.run(services.redis, [sk.due, sk.ready, sk.stats, sk.seen, k.z, k.h, k.p], args)).toEqual([4, 0, 0]);
+    // the previous release's arguments: (id, createdAt, kind, data, path) per event, and its bound of events per session
+    const args: (string | number)[] = [T0, ...TIMING, 1, 0, 5_000, '2:p1s1', before.length, T0, 'a\tv', JSON.stringify({ id: 's1', ...before[0]?.sessionFacts })];
+    for (const e of before) args.push(e.id, e.createdAtMs, e.kind, e.kind === 'o' ? finishedRow(e.payload) : e.payload, e.kind === 'v' ? JSON.stringify(e.path) : '');
+    expect(await previous.ingest.run(services.redis, [sk.due, sk.ready, sk.stats, sk.seen, k.z, k.h, k.p], args)).toEqual([4, 0, 0, 'aaaa']);
     // the previous release emitted 'a' (settled by 'b') already
-    expect(await previousSweep.run(services.redis, [sk.due, sk.ready, sk.stats, sk.sessionsReady, k.z, k.h, k.p], [T0 + 10_001, ...timing, 1, '2:p1s1'])).toEqual([2, 0]);
-    expect(await services.redis.hexists(k.h, '#m')).toBe(1);
+    expect(await previous.sweep.run(services.redis, [sk.due, sk.ready, sk.stats, sk.sessionsReady, k.z, k.h, k.p], [T0 + 10_001, ...TIMING, 1, '2:p1s1'])).toEqual([2, 0]);
+    expect(await services.redis.hexists(k.h, '#index')).toBe(1);
+    expect(await services.redis.exists(k.z)).toBe(0);
 
     // this release: a repeat, an event landing between known ones, one after them
     const after = [view('b', 5_000), view('x', 3_000), view('c', 9_000)];
     expect(await buffer.ingest(after, T0 + 11_000)).toEqual({ accepted: 2, duplicates: 1, late: 1 });
-    expect(await services.redis.exists(k.z, k.p)).toBe(0);
-    expect(await services.redis.hexists(k.h, '#m')).toBe(0);
-    expect(await services.redis.pttl(k.h)).toBeGreaterThan(0);
+    expect(await services.redis.hexists(k.h, '#index')).toBe(0);
+    expect(await services.redis.zcard(k.z)).toBe(6);
+    expect(await services.redis.pttl(k.z)).toBeGreaterThan(await services.redis.pttl(k.h));
+    // the row 0.5 still held ('d') and this call's are in p, their payloads under their members
+    expect((await services.redis.zrange(k.p, '0', '-1')).sort()).toEqual(['c\tv', 'd\tv', 'x\tv']);
+    expect((await services.redis.hkeys(k.h)).sort()).toEqual(['#facts', '#state', 'c\tv', 'd\tv', 'x\tv']);
     await buffer.sweep(T0 + 11_000 + 1_800_000 + 20_001);
 
     const all = [...before, ...after.slice(1)];
@@ -140,65 +144,23 @@ describe('ingest-4.lua', () => {
     expect(session).toMatchObject({ id: 's1', screenViews: 5, eventCount: 6, entryPath: '/page/a', exitPath: '/page/c', duration: 9_000 });
   });
 
-  it('carries on a session held by release 0.1 (metadata in separate fields, payloads apart)', async () => {
-    const previous = new LuaScript('ingestPrevious', 4, readFileSync(new URL('../../fixtures/lua-0.1/ingest-4.lua', import.meta.url), 'utf8'));
+  it('converts a session of layout 0.5 finalised already (its tombstone) and still drops its retried events', async () => {
+    const previous = previousScripts();
     const sk = buffer.shardKeys(0);
     const k = buffer.keys.session(0, '2:p1s1');
-    const before = [view('a', 0), ev({ id: 'o1', createdAtMs: T0 + 1_000, kind: 'o' }), view('b', 5_000)];
-    // the previous release's arguments: raw payloads, JSON objects
-    const args: (string | number)[] = [T0, 10_000, 1_800_000, 1_800_000, 86_400_000, 1, 0, '2:p1s1', before.length, T0, 'a\tv', JSON.stringify({ id: 's1', ...before[0]?.sessionFacts })];
-    for (const e of before) args.push(e.id, e.createdAtMs, e.kind, JSON.stringify(parsePayload(e.payload)), e.kind === 'v' ? JSON.stringify(e.path) : '');
-    expect(await previous.run(services.redis, [sk.due, sk.ready, sk.stats, sk.seen, k.z, k.h, k.p], args)).toEqual([3, 0, 0]);
-    expect(await services.redis.hexists(k.h, '#lt')).toBe(1);
-    expect(await services.redis.hexists(k.h, '>a')).toBe(1);
-
-    // the current scripts: an event after the others, one landing between them, a repeat
-    const after = [view('c', 9_000), view('x', 3_000), view('b', 5_000)];
-    expect(await buffer.ingest(after, T0 + 1_000)).toEqual({ accepted: 2, duplicates: 1, late: 0 });
-    expect(await services.redis.hexists(k.h, '#lt')).toBe(0);
-    expect(await services.redis.hexists(k.h, '>a')).toBe(0);
-    expect(await services.redis.hexists(k.h, '#state')).toBe(1);
-    expect(await services.redis.exists(k.z, k.p)).toBe(0);
-    await buffer.sweep(T0 + 1_800_000 + 20_001);
-
-    const all = [...before, ...after.slice(0, 2)];
-    const want = computeSessionRows(all.map((e) => ({ id: e.id, createdAtMs: e.createdAtMs, kind: e.kind })), 1_800_000);
-    const rows = await readyRows(services.redis, buffer);
-    expect(rows).toHaveLength(all.length);
-    for (const r of rows) {
-      expect({ id: r.id, duration: r.duration }).toEqual({ id: r.id, duration: want.get(r.id)?.duration ?? null });
-      expect((r as unknown as { path: string }).path).toBe(`/page/${r.id}`);
-    }
-    expect(rows.find((r) => r.id === 'a')?.duration).toBe(3_000);
-    const [session] = (await services.redis.lrange(sk.sessionsReady, 0, -1)).map((t) => JSON.parse(t) as Record<string, unknown>);
-    expect(session).toMatchObject({ id: 's1', screenViews: 4, eventCount: 5, entryPath: '/page/a', exitPath: '/page/c', duration: 9_000 });
+    const a = view('a', 0);
+    await previous.ingest.run(services.redis, [sk.due, sk.ready, sk.stats, sk.seen, k.z, k.h, k.p], [T0, ...TIMING, 1, 0, 5_000, '2:p1s1', 1, T0, 'a\tv', '{"id":"s1"}', 'a', T0, 'v', a.payload, '"/page/a"']);
+    expect(await previous.sweep.run(services.redis, [sk.due, sk.ready, sk.stats, sk.sessionsReady, k.z, k.h, k.p], [T0 + 1_810_001, ...TIMING, 1, '2:p1s1'])).toEqual([1, 1]);
+    expect(await buffer.ingest([a], T0 + 1_810_002)).toEqual({ accepted: 0, duplicates: 1, late: 0 });
+    expect(await services.redis.zrange(k.z, '0', '-1')).toEqual(['a\tv']);
+    expect(await services.redis.pttl(k.z)).toBeGreaterThan(0);
   });
 
-  it('bounds a session at maxSessionEvents: later events are written at once with duration NULL, deduplicated like events without a session', async () => {
-    const capped = new SessionBuffer(services.redis, settings(`${services.server.prefix}${n}cap`, { bufferShards: 1, maxSessionEvents: 10 }));
-    const events = Array.from({ length: 15 }, (_, i) => ev({ id: `c${i}`, createdAtMs: T0 + i * 1_000, kind: i % 2 === 0 ? 'v' : 'o' }));
-    expect(await capped.ingest(events.slice(0, 8), T0)).toEqual({ accepted: 8, duplicates: 0, late: 0 });
-    expect(await capped.ingest(events.slice(8), T0 + 8_000)).toEqual({ accepted: 7, duplicates: 0, late: 0 });
-    // a retried job: every event is recognised, the ones past the bound through the dedup window
-    expect(await capped.ingest(events, T0 + 9_000)).toEqual({ accepted: 0, duplicates: 15, late: 0 });
-    const k = capped.keys.session(0, '2:p1s1');
-    expect(sessionIndex((await services.redis.hget(k.h, '#index')) ?? '')).toHaveLength(10);
-    expect((await capped.stats()).overflow).toBe(5);
-    // c10..c14 went to ready at once, without a duration; c0..c9 are held or ready as usual
-    const rows = await readyRows(services.redis, capped);
-    expect(rows.filter((r) => Number(r.id.slice(1)) >= 10).map((r) => [r.id, r.duration])).toEqual([10, 11, 12, 13, 14].map((i) => [`c${i}`, null]));
-    await capped.sweep(T0 + 9_000 + 1_800_000 + 10_001);
-    const all = await readyRows(services.redis, capped);
-    expect(all.map((r) => r.id).sort()).toEqual(events.map((e) => e.id).sort());
-    // the held views got their durations from the bounded index (c8 is the last view in it: D2 to c9)
-    expect(all.find((r) => r.id === 'c0')?.duration).toBe(2_000);
-    expect(all.find((r) => r.id === 'c8')?.duration).toBe(1_000);
-  });
-
-  it('puts a TTL on the hash of a held session', async () => {
+  it("puts a TTL on both keys of a held session, the order set's a second longer", async () => {
     await buffer.ingest([view('a', 0), view('b', 1_000)], T0);
     const keys = buffer.keys.session(0, '2:p1s1');
     expect(await services.redis.pttl(keys.h)).toBeGreaterThan(0);
+    expect(await services.redis.pttl(keys.z)).toBeGreaterThan((await services.redis.pttl(keys.h)) + 900);
   });
 
   it('sets the TTL again once a quarter of bufferTtlMs has passed on the buffer clock, not on every call', async () => {
@@ -242,8 +204,9 @@ describe('sweep-4.lua', () => {
     expect(await buffer.sweep(T0 + 1_800_000 + 10_000)).toEqual({ emitted: 1, finalised: 1 });
     expect(await readyRows(services.redis, buffer)).toEqual(expect.arrayContaining([expect.objectContaining({ id: 'a', duration: 3_000 })]));
     const keys = buffer.keys.session(0, '2:p1s1');
-    expect(await services.redis.exists(keys.p)).toBe(0);
     expect(await services.redis.pttl(keys.h)).toBeGreaterThan(0);
+    expect(await services.redis.pttl(keys.z)).toBeGreaterThan(0);
+    expect(await services.redis.exists(keys.h, keys.z)).toBe(2);
     expect((await buffer.sessionView('p1', 's1')).state).toBe('finalised');
     expect((await buffer.ingest([view('a', 0)], T0 + 1_800_001)).duplicates).toBe(1);
   });

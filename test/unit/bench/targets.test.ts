@@ -13,6 +13,8 @@ const inputs: TargetInputs = {
   graceMs: 10_000,
   scriptP99Growth: 1.2,
   flushVsRawInsert: 0.9,
+  longSessionCallMs: 0.04,
+  longSessionEvents: 50_000,
 };
 
 describe('benchTargets', () => {
@@ -28,16 +30,20 @@ describe('benchTargets', () => {
       'endToEnd.p99Ms',
       'ratios.scriptP99Growth',
       'ratios.flushVsRawInsert',
+      'longSession.callMs (50000 events)',
     ]);
-    expect(targets['redisCpuUsPerEvent.batched']).toEqual({ value: 4.2, target: '<= 5', met: true });
-    expect(targets['ratios.singleVsNoop']).toEqual({ value: 0.5, target: '>= 0.7', met: false });
-    expect(targets['workerCpuUsPerEvent']?.met).toBe(false);
+    expect(targets['redisCpuUsPerEvent.batched']).toEqual({ value: 4.2, target: '<= 8', met: true });
+    expect(targets['ratios.singleVsNoop']).toEqual({ value: 0.5, target: '>= 0.5', met: true });
+    expect(targets['ratios.endToEndVsRawInsert']).toEqual({ value: 0.61, target: '>= 0.5', met: true });
+    expect(targets['workerCpuUsPerEvent']).toEqual({ value: 9, target: '<= 20', met: true });
+    expect(targets['longSession.callMs (50000 events)']).toEqual({ value: 0.04, target: '< 0.1', met: true });
     expect(targets['redisBytesPerHeldEvent - meanPayloadBytes']).toEqual({ value: 150, target: '<= 200', met: true });
     // GRACE_MS + 2 s
     expect(targets['endToEnd.p99Ms']).toEqual({ value: 12_500, target: '<= 12000', met: false });
   });
 
   it('counts a measure that could not be taken as not met', () => {
-    expect(benchTargets({ ...inputs, workerCpuUsPerEvent: null })['workerCpuUsPerEvent']).toEqual({ value: null, target: '<= 8', met: false });
+    expect(benchTargets({ ...inputs, workerCpuUsPerEvent: null })['workerCpuUsPerEvent']).toEqual({ value: null, target: '<= 20', met: false });
+    expect(benchTargets({ ...inputs, longSessionCallMs: null })['longSession.callMs (50000 events)']?.met).toBe(false);
   });
 });

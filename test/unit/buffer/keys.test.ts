@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { parseSessionArg } from '../../../src/buffer/inspect.js';
 import { BufferKeys, parseSessionMember, sessionMember, shardOf } from '../../../src/buffer/keys.js';
 
 describe('buffer keys', () => {
@@ -18,7 +19,7 @@ describe('buffer keys', () => {
   it('puts the shard hash tag first in every key, whatever braces the ids hold', () => {
     const keys = new BufferKeys('el');
     const k = keys.session(7, sessionMember('{p}', '{s}'));
-    for (const key of [k.z, k.h, k.p, ...Object.values(keys.shard(7))]) expect(key.startsWith('el:{7}:')).toBe(true);
+    for (const key of [k.z, k.p, k.h, ...Object.values(keys.shard(7))]) expect(key.startsWith('el:{7}:')).toBe(true);
   });
 
   it('spreads sessions over all shards', () => {
@@ -31,11 +32,10 @@ describe('buffer keys', () => {
   });
 });
 
-describe('SessionBuffer.parseSessionArg', () => {
-  it('splits <projectId>/<sessionId> at the first slash and rejects other forms', async () => {
-    const { SessionBuffer } = await import('../../../src/buffer/session-buffer.js');
-    expect(SessionBuffer.parseSessionArg('shop/a/b')).toEqual({ projectId: 'shop', sessionId: 'a/b' });
-    expect(() => SessionBuffer.parseSessionArg('shop')).toThrow(/expected <projectId>\/<sessionId>/);
-    expect(() => SessionBuffer.parseSessionArg('/s')).toThrow(/expected/);
+describe('parseSessionArg', () => {
+  it('splits <projectId>/<sessionId> at the first slash and rejects other forms', () => {
+    expect(parseSessionArg('shop/a/b')).toEqual({ projectId: 'shop', sessionId: 'a/b' });
+    expect(() => parseSessionArg('shop')).toThrow(/expected <projectId>\/<sessionId>/);
+    expect(() => parseSessionArg('/s')).toThrow(/expected/);
   });
 });

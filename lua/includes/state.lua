@@ -1,0 +1,96 @@
+--[[
+  state: a session's keys and its state, read once per script call and
+  written back once.
+
+  A session (under the shard's hash tag, every key passed in KEYS) is
+    z  ZSET  every known event of the session, held or emitted: member
+             "<id>\t<kind>", score createdAt (ms); see includes/order.lua
+    p  ZSET  its held rows (screen_views and session_ends not yet emitted):
+             member -> buffer ms to emit it, 2^53 - 1 while its duration is
+             not settled; see includes/held.lua
+    h  HASH  '#state'  the state below, one MessagePack array
+             '#facts'  the session fields of its earliest event (a JSON
+                       object, for the sessions row), written only when an
+                       earlier event arrives
+             <member>  the payload of a held row, written by the worker
+  z and p outlive h by a second (setTtl), so a state never names events its
+  sorted sets have lost; a session found without a state starts from empty
+  sorted sets.
+
+  STATE, positions of the MessagePack array (false for none); the TypeScript
+  mirror is SESSION_STATE in src/buffer/inspect.ts:
+    LAST_ARRIVAL         buffer ms of the last arrival; none once finalised
+    LAST_T, LAST_MEMBER  the last event in session order
+    TAIL_BOUNDARY(_T)    the nearest boundary at or before the last event with
+                         no idle gap between: the boundary an appended event settles
+    TAIL_HELD            whether that boundary is still held (not emitted)
+    END_MEMBER, END_ARRIVAL  the latest session_end and its arrival
+    EMITTED_UP_TO        largest createdAt of an emitted boundary row
+    FACTS_T, FACTS_MEMBER    the earliest event (whose fields are '#facts')
+    ENTRY_T, ENTRY_MEMBER, ENTRY_PATH / EXIT_...  the first / last screen_view
+                         and its path (a JSON string)
+    TTL_SET_AT           buffer ms the keys' safety TTL was last set
+    VIEWS                the number of screen_views known
+]]
+--- @include "base"
+
+local LAST_ARRIVAL, LAST_T, LAST_MEMBER, TAIL_BOUNDARY, TAIL_BOUNDARY_T, TAIL_HELD = 1, 2, 3, 4, 5, 6
+local END_MEMBER, END_ARRIVAL, EMITTED_UP_TO, FACTS_T, FACTS_MEMBER = 7, 8, 9, 10, 11
+local ENTRY_T, ENTRY_MEMBER, ENTRY_PATH, EXIT_T, EXIT_MEMBER, EXIT_PATH = 12, 13, 14, 15, 16, 17
+local TTL_SET_AT, VIEWS = 18, 19
+local STATE_SIZE = 19
+
+local function emptyState()
+  local M = {}
+  for i = 1, STATE_SIZE do M[i] = false end
+  M[VIEWS] = 0
+  return M
+end
+
+-- Set by includes/upgrade.lua: converts a session kept by an earlier layout.
+local upgrade
+
+-- The session in z, p and h. S.adds gathers the call's new events for one
+-- ZADD of z, S.added the members added in this call (includes/order.lua);
+-- S.emit the call's new emit times, S.emitList their members, for one ZADD
+-- of p (includes/held.lua).
+local function loadSession(z, p, h)
+  local got = redis.call('HMGET', h, '#state', '#index')
+  local S = { z = z, p = p, h = h, M = nil, adds = {}, added = {}, emit = {}, emitList = {}, converted = false }
+  if got[2] then
+    upgrade(S, got[1], got[2])
+  elseif got[1] then
+    S.M = cmsgpack.unpack(got[1])
+  else
+    S.M = emptyState()
+    redis.call('DEL', z, p)
+  end
+  return S
+end
+
+-- Writes the state back, with the given extra fields (payloads, facts) in
+-- the same HSET.
+local function saveSession(S, fields)
+  fields[#fields + 1] = '#state'
+  fields[#fields + 1] = cmsgpack.pack(S.M)
+  sendSliced('HSET', S.h, fields)
+end
+
+-- The keys' TTL: the sorted sets outlive the hash by a second.
+local function setTtl(S, ms)
+  redis.call('PEXPIRE', S.h, ms)
+  redis.call('PEXPIRE', S.z, ms + 1000)
+  redis.call('PEXPIRE', S.p, ms + 1000)
+end
+
+-- Whether the safety TTL of an open session is due: never set, or set a
+-- quarter of bufferTtlMs ago on the buffer clock. Marks it set; the caller
+-- calls setTtl after saving (the keys may be new).
+local function ttlDue(S, now)
+  local M = S.M
+  if not M[TTL_SET_AT] or now - M[TTL_SET_AT] >= C.bufferTtl / 4 then
+    M[TTL_SET_AT] = now
+    return true
+  end
+  return false
+end
