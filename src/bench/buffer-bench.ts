@@ -242,3 +242,68 @@ export async function benchGrowth(
   await deleteByPrefix(redis, `${settings.keyPrefix}:`);
   return points;
 }
+
+export interface LongSessionPoint {
+  /** Events the session held when the calls were timed. */
+  sessionEvents: number;
+  /** One-event calls appending after every known event: median / largest time inside Redis (SLOWLOG), ms; null without CONFIG. */
+  appendP50Ms: number | null;
+  appendMaxMs: number | null;
+  /** One-event calls landing among known events (a late event in the session's middle). */
+  insertP50Ms: number | null;
+  insertMaxMs: number | null;
+}
+
+const LONG_PROBES = 50;
+
+/**
+ * The cost of one call on one long session, as the session grows: a session of
+ * alternating screen views and clicks one second apart is built up as a worker
+ * would (calls of 500 events, the buffer clock following createdAt, sweeps as
+ * it goes), and at each size 50 one-event calls are timed inside Redis: events
+ * appended after the last one, and events landing among known ones. A buffer
+ * whose cost per event grows with the session shows it here.
+ */
+export async function benchLongSession(
+  redis: RedisClient,
+  settings: BufferSettings,
+  sizes: readonly number[],
+  makeEvent: (index: number, createdAtMs: number, kind: 'v' | 'o') => NormalizedEvent,
+  onStep: (label: string, fraction: number) => void = () => {},
+): Promise<LongSessionPoint[]> {
+  const buffer = new SessionBuffer(redis, { ...settings, bufferShards: 1 });
+  const t0 = 1_700_000_000_000;
+  const at = (i: number): number => t0 + i * 1_000;
+  const points: LongSessionPoint[] = [];
+  let built = 0;
+  let extra = 0;
+  for (const size of sizes) {
+    for (; built < size; built += 500) {
+      const batch = Array.from({ length: Math.min(500, size - built) }, (_, k) => makeEvent(built + k, at(built + k), (built + k) % 2 === 0 ? 'v' : 'o'));
+      const now = at(built + batch.length);
+      await buffer.sweep(now);
+      await buffer.ingest(batch, now);
+      onStep(`long session ${size}`, built / size);
+    }
+    const now = at(size + LONG_PROBES * 2);
+    const time = async (probe: (i: number) => NormalizedEvent): Promise<number[] | null> =>
+      serverTimes(redis, async () => {
+        for (let i = 0; i < LONG_PROBES; i += 1) await buffer.ingest([probe(i)], now);
+      });
+    // after the last event: the common case; then events in the middle, whose neighbours were emitted long ago (late)
+    const append = await time((i) => makeEvent(10_000_000 + extra + i, at(size) + extra + i, 'o'));
+    extra += LONG_PROBES;
+    const insert = await time((i) => makeEvent(20_000_000 + extra + i, at(Math.floor(size / 2)) + 1 + i, i % 2 === 0 ? 'v' : 'o'));
+    extra += LONG_PROBES;
+    const stat = (times: number[] | null): [number | null, number | null] => {
+      if (!times || times.length === 0) return [null, null];
+      times.sort((a, b) => a - b);
+      return [Number(quantile(times, 0.5).toFixed(3)), Number((times.at(-1) as number).toFixed(3))];
+    };
+    const [appendP50Ms, appendMaxMs] = stat(append);
+    const [insertP50Ms, insertMaxMs] = stat(insert);
+    points.push({ sessionEvents: size, appendP50Ms, appendMaxMs, insertP50Ms, insertMaxMs });
+  }
+  await deleteByPrefix(redis, `${settings.keyPrefix}:`);
+  return points;
+}

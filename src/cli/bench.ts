@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { ulid } from 'ulid';
-import { benchBuffer, benchGrowth, type BufferBenchResult, type GrowthPoint } from '../bench/buffer-bench.js';
+import { benchBuffer, benchGrowth, benchLongSession, type BufferBenchResult, type GrowthPoint, type LongSessionPoint } from '../bench/buffer-bench.js';
 import { benchFlush, type FlushBenchResult } from '../bench/flush-bench.js';
 import { benchHttp } from '../bench/http-bench.js';
 import { benchTargets } from '../bench/targets.js';
@@ -71,6 +71,7 @@ export function registerBench(program: Command): void {
         let flush: FlushBenchResult;
         let endToEnd: EndToEndResult;
         let growth: GrowthPoint[];
+        let longSession: LongSessionPoint[];
         let clickhouse = '';
         try {
           await migrate(ch, { retentionDays: 0 });
@@ -98,6 +99,14 @@ export function registerBench(program: Command): void {
               kind: 'v',
               createdAtMs: template.createdAtMs + index * 1_000,
             }),
+            step,
+          );
+          // one session growing to 50 000 events: the cost of a call must not grow with it
+          longSession = await benchLongSession(
+            redis,
+            { ...config, keyPrefix: `bench-long-${ulid()}` },
+            opts.quick ? [1_000, 10_000] : [1_000, 10_000, 50_000],
+            (index, createdAtMs, kind) => ({ ...template, id: `ls${index}`, sessionId: 'long-session', kind, name: kind === 'v' ? 'screen_view' : 'click', createdAtMs }),
             step,
           );
           if (config.clickhouseUrl) await ch.client.command({ query: `DROP DATABASE IF EXISTS ${ch.database}` });
@@ -146,6 +155,7 @@ export function registerBench(program: Command): void {
           meanPayloadBytes: buffer.meanPayloadBytes,
           redisCpuUsPerEvent: { batched: buffer.redisCpuUsPerEventBatched, perEventScript: buffer.redisCpuUsPerEventPerEvent },
           growth,
+          longSession,
           ratios,
           scriptServerP99Growth,
           targets: benchTargets({
@@ -160,6 +170,8 @@ export function registerBench(program: Command): void {
             graceMs: config.graceMs,
             scriptP99Growth: ratios.scriptP99Growth,
             flushVsRawInsert: ratios.flushVsRawInsert,
+            longSessionCallMs: longSessionCallMs(longSession.at(-1)),
+            longSessionEvents: longSession.at(-1)?.sessionEvents ?? 0,
           }),
         };
         if (opts.json) {
@@ -189,6 +201,11 @@ export function registerBench(program: Command): void {
             ...growth.map((g) => ({ measure: `  same, script time inside Redis (per shard call), ${g.heldSessions}`, value: `${g.serverP50Ms ?? '-'} / ${g.serverP99Ms ?? '-'}`, unit: 'ms' })),
             { measure: '  scriptServerP99Growth (inside Redis, largest ÷ 10 000)', value: scriptServerP99Growth ?? '-', unit: 'ratio' },
             ...growth.map((g) => ({ measure: `  bytes per held event, ${g.heldSessions} held sessions`, value: g.bytesPerHeldEvent, unit: 'bytes' })),
+            ...longSession.map((p) => ({
+              measure: `10 one-event call on a ${p.sessionEvents}-event session, inside Redis: append p50 / max, insert p50 / max`,
+              value: `${p.appendP50Ms ?? '-'} / ${p.appendMaxMs ?? '-'}, ${p.insertP50Ms ?? '-'} / ${p.insertMaxMs ?? '-'}`,
+              unit: 'ms',
+            })),
           ]),
         );
         out('');
@@ -240,6 +257,12 @@ async function storageSuite(opts: { events?: number; runs: number; quick: boolea
     await ch.close();
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/** The slower of the two median call times (append, insert) on the longest session, or null without SLOWLOG. */
+function longSessionCallMs(p: LongSessionPoint | undefined): number | null {
+  if (!p || p.appendP50Ms === null || p.insertP50Ms === null) return null;
+  return Math.max(p.appendP50Ms, p.insertP50Ms);
 }
 
 async function chVersion(ch: ClickHouse): Promise<string> {
