@@ -66,15 +66,16 @@ local function emitDue(S, closing)
   local M = S.M
   for i, o in ipairs(order) do
     local m, t = o[1], o[2]
-    local duration, views
+    local duration, views, engaged
     if kindOf(m) == E then
       duration, views = endFigures(S, t, m)
     else
       local _
-      _, duration = viewFigures(S, t, m)
+      _, duration, engaged = viewFigures(S, t, m, true)
       views = 0
+      if engaged ~= nil then M[ENGAGED] = (M[ENGAGED] or 0) + engaged end
     end
-    rows[#rows + 1] = row(duration, views, payloads[i] or '{}')
+    rows[#rows + 1] = row(duration, views, engaged, payloads[i] or '{}')
     if not M[EMITTED_UP_TO] or t > M[EMITTED_UP_TO] then M[EMITTED_UP_TO] = t end
     if m == M[TAIL_BOUNDARY] then M[TAIL_HELD] = false end
   end

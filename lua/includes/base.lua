@@ -6,8 +6,11 @@
   no include reads the script's arguments.
 
   An event of a session is named by its member "<id>\t<kind>", kind 'v'
-  screen_view or 'e' session_end (the boundaries), 'o' any other event;
-  kindOf gives the kind as a byte (V, E, O), which costs no string.
+  screen_view or 'e' session_end (the boundaries), 'h' page_hidden or 's'
+  page_visible (engaged time, E1; not boundaries), 'o' any other event. A
+  visibility event with a client-measured engaged slice is
+  "<id>\t<slice ms><kind>". kindOf gives the kind (the member's last byte)
+  as a number (V, E, HIDE, SHOW), which costs no string.
   '\t' sorts below every character an id may hold (the worker validates
   ids), so members of one createdAt sort as their ids do, and the sorted
   set's (score, member) order is DESIGN's (createdAt, id) order.
@@ -21,7 +24,7 @@ end
 
 local INF = math.huge
 
-local V, E = 118, 101 -- string.byte('v'), string.byte('e')
+local V, E, HIDE, SHOW = 118, 101, 104, 115 -- string.byte of 'v', 'e', 'h', 's'
 
 local function kindOf(member)
   return string.byte(member, -1)
@@ -33,6 +36,15 @@ end
 
 local function isBoundary(k)
   return k == V or k == E
+end
+
+local function isVisibility(k)
+  return k == HIDE or k == SHOW
+end
+
+-- The client-measured engaged slice (ms) of a visibility event's member, or nil.
+local function sliceOf(member)
+  return tonumber(string.match(member, '\t(%d+)%a$'))
 end
 
 -- (t1, m1) comes before (t2, m2) in session order.

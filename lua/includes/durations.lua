@@ -8,25 +8,61 @@
 --- @include "order"
 --- @include "held"
 
--- D1-D3 for the screen_view (t, m): returns settled, duration (nil = NULL).
--- Settled when a later boundary or an idle gap ends its scan; otherwise the
--- duration runs to the last event after it and may still grow.
-local function viewFigures(S, t, m)
+-- E1: the engaged time of a view from t to `finish`, given the visibility
+-- events inside (flat: member, createdAt, ...): its duration minus the time
+-- hidden, or the sum of the client-measured slices when there are any
+-- (capped at the duration). Visible from the view on, unless the first
+-- visibility event is a page_visible (opened hidden); a hide lasts until a
+-- page_visible or the end. src/buffer/durations.ts (engagedTime) is the reference.
+local function engagedTime(t, finish, visibility)
+  local duration = finish - t
+  local sliced, slices = false, 0
+  for i = 1, #visibility, 2 do
+    local slice = sliceOf(visibility[i])
+    if slice then sliced, slices = true, slices + slice end
+  end
+  if sliced then return math.min(duration, slices) end
+  local hidden, since, hiddenMs = visibility[1] ~= nil and kindOf(visibility[1]) == SHOW, t, 0
+  for i = 1, #visibility, 2 do
+    local k, s = kindOf(visibility[i]), visibility[i + 1]
+    if k == HIDE and not hidden then
+      hidden, since = true, s
+    elseif k == SHOW and hidden then
+      hidden, hiddenMs = false, hiddenMs + s - since
+    end
+  end
+  if hidden then hiddenMs = hiddenMs + finish - since end
+  return duration - hiddenMs
+end
+
+-- D1-D3 for the screen_view (t, m): returns settled, duration (nil = NULL)
+-- and, when asked (withEngaged), its engaged time (E1; nil when the duration
+-- is). Settled when a later boundary or an idle gap ends its scan;
+-- otherwise the duration runs to the last event after it and may still grow.
+local function viewFigures(S, t, m, withEngaged)
   local prev, last, settled, duration = t, nil, false, nil
+  local visibility = {}
   eachAfter(S, m, function(next, s)
     if s - prev > C.timeout then
       settled = true
       return true
     end
-    if isBoundary(kindOf(next)) then
+    local k = kindOf(next)
+    if isBoundary(k) then
       settled, duration = true, s - t
       return true
+    end
+    if withEngaged and isVisibility(k) then
+      visibility[#visibility + 1] = next
+      visibility[#visibility + 1] = s
     end
     last, prev = s, s
     return false
   end)
   if duration == nil and last ~= nil then duration = last - t end
-  return settled, duration
+  local engaged
+  if withEngaged and duration ~= nil then engaged = engagedTime(t, t + duration, visibility) end
+  return settled, duration, engaged
 end
 
 -- D4 for the session_end (t, m): duration from the first event of its visit

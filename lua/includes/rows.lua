@@ -5,17 +5,22 @@
 --- @include "state"
 --- @include "order"
 
+local function intOrNull(n)
+  if n == nil then return 'null' end
+  return int(n)
+end
+
 -- The events row: the payload written by the worker, a JSON array of the
--- columns after duration and screenViews (src/event/columns.ts), with those
--- two spliced in front. A payload held since a release before 0.5 is a JSON
--- object: it gets the two as keys (the flusher inserts such rows too).
-local function row(duration, views, payload)
-  local d = 'null'
-  if duration ~= nil then d = int(duration) end
+-- columns after the figures (src/event/columns.ts), with the figures
+-- (duration, screenViews, engagedMs) spliced in front. A payload held since
+-- a release before 0.5 is a JSON object: it gets them as keys (the flusher
+-- inserts such rows too).
+local function row(duration, views, engaged, payload)
+  local d, e = intOrNull(duration), intOrNull(engaged)
   if string.byte(payload, 1) == 91 then -- '['
-    return '[' .. d .. ',' .. views .. ',' .. string.sub(payload, 2)
+    return '[' .. d .. ',' .. views .. ',' .. e .. ',' .. string.sub(payload, 2)
   end
-  return '{"duration":' .. d .. ',"screenViews":' .. views .. ',' .. string.sub(payload, 2)
+  return '{"duration":' .. d .. ',"screenViews":' .. views .. ',"engagedMs":' .. e .. ',' .. string.sub(payload, 2)
 end
 
 -- The sessions row of a finalised session: the earliest event's session
@@ -37,6 +42,7 @@ local function sessionRow(S, now)
     .. ',"end":' .. int(finish)
     .. ',"duration":' .. int(finish - start)
     .. ',"screenViews":' .. M[VIEWS]
+    .. ',"engagedMs":' .. intOrNull(M[ENGAGED] or nil)
     .. ',"eventCount":' .. count
     .. ',"entryPath":' .. (M[ENTRY_PATH] or '""')
     .. ',"exitPath":' .. (M[EXIT_PATH] or '""')

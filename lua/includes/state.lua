@@ -31,14 +31,16 @@
                          and its path (a JSON string)
     TTL_SET_AT           buffer ms the keys' safety TTL was last set
     VIEWS                the number of screen_views known
+    ENGAGED              the engaged time (E1) of the session's emitted
+                         screen_views, summed (none while no view had one)
 ]]
 --- @include "base"
 
 local LAST_ARRIVAL, LAST_T, LAST_MEMBER, TAIL_BOUNDARY, TAIL_BOUNDARY_T, TAIL_HELD = 1, 2, 3, 4, 5, 6
 local END_MEMBER, END_ARRIVAL, EMITTED_UP_TO, FACTS_T, FACTS_MEMBER = 7, 8, 9, 10, 11
 local ENTRY_T, ENTRY_MEMBER, ENTRY_PATH, EXIT_T, EXIT_MEMBER, EXIT_PATH = 12, 13, 14, 15, 16, 17
-local TTL_SET_AT, VIEWS = 18, 19
-local STATE_SIZE = 19
+local TTL_SET_AT, VIEWS, ENGAGED = 18, 19, 20
+local STATE_SIZE = 20
 
 local function emptyState()
   local M = {}

@@ -18,6 +18,18 @@
  *   of its segment after the previous session_end) to the session_end;
  *   `screenViews` is the number of screen_views in that visit.
  * - every other event: duration NULL, screenViews 0.
+ *
+ * Engaged time (E1), screen_views only: the view's duration minus the time
+ * the page was hidden inside it, from the visibility events ('h'
+ * page_hidden, 's' page_visible; not boundaries, they start no page) between
+ * the view and the end of its duration. The page is visible from the view
+ * on, unless the first visibility event inside is a page_visible (it was
+ * opened hidden, as a background tab is); a hide stays in force until a
+ * page_visible or the end of the duration, so a view hidden at its end (the
+ * last page, a closed tab) counts until the hide. When a visibility event
+ * inside carries a client-measured slice (`sliceMs`, ms visible since the
+ * client's previous send, as Plausible's `e`), the slices are summed instead,
+ * capped at the duration. NULL when the duration is NULL; never below 0.
  */
 import type { EventKind } from '../event/normalize.js';
 
@@ -25,11 +37,15 @@ export interface SessionEvent {
   id: string;
   createdAtMs: number;
   kind: EventKind;
+  /** A visibility event's client-measured engaged slice, ms. */
+  sliceMs?: number;
 }
 
 export interface RowFigures {
   duration: number | null;
   screenViews: number;
+  /** E1: screen_views only; NULL otherwise and when the duration is. */
+  engaged: number | null;
 }
 
 /** Total order of events within a session: createdAt, then id (byte order, as Redis sorts members). */
@@ -39,6 +55,7 @@ export function compareEvents(a: SessionEvent, b: SessionEvent): number {
 }
 
 const isBoundary = (kind: EventKind): boolean => kind === 'v' || kind === 'e';
+const isVisibility = (kind: EventKind): boolean => kind === 'h' || kind === 's';
 
 /** Duration and screenViews of every event of one session (deduplicated by id). */
 export function computeSessionRows(events: readonly SessionEvent[], timeoutMs: number): Map<string, RowFigures> {
@@ -48,13 +65,15 @@ export function computeSessionRows(events: readonly SessionEvent[], timeoutMs: n
   sorted.forEach((event, i) => {
     switch (event.kind) {
       case 'v':
-        out.set(event.id, { duration: viewDuration(sorted, i, timeoutMs), screenViews: 0 });
+        out.set(event.id, viewFigures(sorted, i, timeoutMs));
         return;
       case 'e':
         out.set(event.id, sessionEndFigures(sorted, i, timeoutMs));
         return;
       case 'o':
-        out.set(event.id, { duration: null, screenViews: 0 });
+      case 'h':
+      case 's':
+        out.set(event.id, { duration: null, screenViews: 0, engaged: null });
         return;
       default: {
         const never: never = event.kind;
@@ -65,17 +84,46 @@ export function computeSessionRows(events: readonly SessionEvent[], timeoutMs: n
   return out;
 }
 
-function viewDuration(sorted: readonly SessionEvent[], i: number, timeoutMs: number): number | null {
+function viewFigures(sorted: readonly SessionEvent[], i: number, timeoutMs: number): RowFigures {
   const view = sorted[i] as SessionEvent;
-  let last: SessionEvent | undefined;
+  // the events inside the view's duration, and where it ends
+  const inside: SessionEvent[] = [];
+  let end: number | null = null;
   for (let j = i + 1; j < sorted.length; j += 1) {
     const next = sorted[j] as SessionEvent;
     const prev = sorted[j - 1] as SessionEvent;
     if (next.createdAtMs - prev.createdAtMs > timeoutMs) break;
-    if (isBoundary(next.kind)) return next.createdAtMs - view.createdAtMs;
-    last = next;
+    if (isBoundary(next.kind)) {
+      end = next.createdAtMs;
+      break;
+    }
+    inside.push(next);
   }
-  return last ? last.createdAtMs - view.createdAtMs : null;
+  if (end === null) end = inside.at(-1)?.createdAtMs ?? null;
+  if (end === null) return { duration: null, screenViews: 0, engaged: null };
+  const duration = end - view.createdAtMs;
+  return { duration, screenViews: 0, engaged: engagedTime(view.createdAtMs, end, inside.filter((e) => isVisibility(e.kind))) };
+}
+
+/** E1 for a view from `start` to `end` with the visibility events inside, in order. */
+export function engagedTime(start: number, end: number, visibility: readonly SessionEvent[]): number {
+  const duration = end - start;
+  const slices = visibility.filter((e) => e.sliceMs !== undefined);
+  if (slices.length > 0) return Math.min(duration, slices.reduce((n, e) => n + (e.sliceMs as number), 0));
+  let hidden = visibility[0]?.kind === 's';
+  let since = start;
+  let hiddenMs = 0;
+  for (const e of visibility) {
+    if (e.kind === 'h' && !hidden) {
+      hidden = true;
+      since = e.createdAtMs;
+    } else if (e.kind === 's' && hidden) {
+      hiddenMs += e.createdAtMs - since;
+      hidden = false;
+    }
+  }
+  if (hidden) hiddenMs += end - since;
+  return duration - hiddenMs;
 }
 
 function sessionEndFigures(sorted: readonly SessionEvent[], i: number, timeoutMs: number): RowFigures {
@@ -88,7 +136,7 @@ function sessionEndFigures(sorted: readonly SessionEvent[], i: number, timeoutMs
     if (prev.kind === 'v') screenViews += 1;
     first = prev;
   }
-  return { duration: end.createdAtMs - first.createdAtMs, screenViews };
+  return { duration: end.createdAtMs - first.createdAtMs, screenViews, engaged: null };
 }
 
 /**

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ScriptError } from '../errors.js';
 import type { RedisClient } from '../ops/redis.js';
+import type { EventKind } from '../event/normalize.js';
 import type { SessionKeys } from './keys.js';
 
 /** Negative return codes of the scripts (see each script's header). */
@@ -110,16 +111,18 @@ function integers(script: LuaScript, reply: unknown, n: number): number[] {
   return values as number[];
 }
 
-/** An event's member in its session's order set (lua/includes/base.lua): `<id>\t<kind>`. */
-export function eventMember(id: string, kind: string): string {
-  return `${id}\t${kind}`;
+/** An event's member in its session's order set (lua/includes/base.lua): `<id>\t<kind>`, or `<id>\t<slice ms><kind>` for a visibility event with a client-measured engaged slice. */
+export function eventMember(id: string, kind: string, sliceMs?: number): string {
+  return sliceMs === undefined ? `${id}\t${kind}` : `${id}\t${sliceMs}${kind}`;
 }
 
 /** One event of an ingest call. `data`: the payload of a held event, or the finished row of any other. */
 export interface IngestEvent {
   id: string;
   createdAtMs: number;
-  kind: 'v' | 'e' | 'o';
+  kind: EventKind;
+  /** A visibility event's client-measured engaged slice, ms (lua/includes/base.lua: it is part of the member). */
+  sliceMs?: number;
   data: string;
   /** The page path as a JSON string for a screen_view (sent for screen_views only). */
   path: string;
@@ -158,7 +161,7 @@ export async function ingest(
     k.push(s.keys.z, s.keys.p, s.keys.h);
     a.push(s.member, s.events.length, s.facts.createdAtMs, s.facts.member, s.facts.json);
     for (const e of s.events) {
-      a.push(eventMember(e.id, e.kind), e.createdAtMs, e.data);
+      a.push(eventMember(e.id, e.kind, e.sliceMs), e.createdAtMs, e.data);
       if (e.kind === 'v') a.push(e.path);
     }
   }

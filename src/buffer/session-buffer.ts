@@ -24,11 +24,11 @@
  */
 import type { BufferSettings } from '../config.js';
 import { finishedRow } from '../event/columns.js';
-import type { NormalizedEvent } from '../event/normalize.js';
+import { isHeldKind, type NormalizedEvent } from '../event/normalize.js';
 import { BufferKeys, sessionMember, shardOf, type ShardKeys } from './keys.js';
 import { sessionView, type SessionView } from './inspect.js';
 export type { HeldEventView, SessionView } from './inspect.js';
-import { ingest, sweep, type EventStatus, type IngestSession } from './scripts.js';
+import { ingest, sweep, type EventStatus, type IngestEvent, type IngestSession } from './scripts.js';
 import type { RedisClient } from '../ops/redis.js';
 
 export interface IngestResult {
@@ -79,6 +79,13 @@ interface ShardGroup {
 }
 
 const SWEEP_PAGE = 256;
+
+/** An event as the ingest script takes it: a held one's payload, or the finished row of any other. */
+function ingestEvent(e: NormalizedEvent): IngestEvent {
+  const event: IngestEvent = { id: e.id, createdAtMs: e.createdAtMs, kind: e.kind, data: isHeldKind(e.kind) ? e.payload : finishedRow(e.payload), path: e.kind === 'v' ? JSON.stringify(e.path) : '' };
+  if (e.sliceMs !== undefined) event.sliceMs = e.sliceMs;
+  return event;
+}
 
 export class SessionBuffer {
   readonly keys: BufferKeys;
@@ -137,7 +144,7 @@ export class SessionBuffer {
         member,
         keys: this.keys.session(shard, member),
         facts: { createdAtMs: first.createdAtMs, member: `${first.id}\t${first.kind}`, json: JSON.stringify({ id: first.sessionId, ...first.sessionFacts }) },
-        events: list.map(({ event: e }) => ({ id: e.id, createdAtMs: e.createdAtMs, kind: e.kind, data: e.kind === 'o' ? finishedRow(e.payload) : e.payload, path: e.kind === 'v' ? JSON.stringify(e.path) : '' })),
+        events: list.map(({ event: e }) => ingestEvent(e)),
       });
       order.push(...list);
     }

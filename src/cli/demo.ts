@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { ulid } from 'ulid';
 import { queryRows } from '../clickhouse/client.js';
 import { loadConfig, type Config } from '../config.js';
-import { defaultStartMs, generateEvents } from '../generate/model.js';
+import { DEMO_VISIBILITY, defaultStartMs, generateEvents } from '../generate/model.js';
 import { connectRedis, deleteByPrefix } from '../ops/redis.js';
 import { startRedisServer, type RedisServerHandle } from '../ops/redis-server.js';
 import { replay } from '../replay/replay.js';
@@ -40,7 +40,7 @@ export function registerDemo(program: Command): void {
       const where = config.clickhouseUrl ? 'ClickHouse server' : `embedded ClickHouse in ${config.dataDir}`;
       out(`demo: ${opts.sessions} sessions (seed ${opts.seed}) -> Redis session buffer -> ${where}, database ${config.clickhouseDatabase}`);
       // sessions of the last hours, so `report pages` with its default range (the last 30 days) shows them
-      const events = generateEvents({ sessions: opts.sessions, seed: opts.seed, startMs: defaultStartMs(opts.sessions, Date.now()) });
+      const events = generateEvents({ sessions: opts.sessions, seed: opts.seed, startMs: defaultStartMs(opts.sessions, Date.now()), visibilityFraction: DEMO_VISIBILITY });
       // a fresh demo database each run (the views' aggregates would otherwise accumulate)
       const pipeline = await openPipeline(config, { fresh: true });
       try {
@@ -55,11 +55,13 @@ export function registerDemo(program: Command): void {
           `SELECT projectId AS project, path, count() AS views,
                   round(avg(duration) / 1000, 1) AS avg_time_on_page_s,
                   round(quantile(0.5)(duration) / 1000, 1) AS median_s,
+                  round(avg(engagedMs) / 1000, 1) AS avg_engaged_s,
+                  round(quantile(0.5)(engagedMs) / 1000, 1) AS median_engaged_s,
                   countIf(duration IS NULL) AS unknown_duration
              FROM ${db}.events WHERE name = 'screen_view'
             GROUP BY projectId, path ORDER BY views DESC, path LIMIT 12`,
         );
-        out('\nTop pages with time on page (NULL durations are unknown and left out of the averages):');
+        out('\nTop pages with time on page and engaged time (time the page was seen); NULL is unknown and left out of the averages:');
         out(table(pages));
         const [totals] = await queryRows(
           pipeline.ch,

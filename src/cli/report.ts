@@ -12,7 +12,7 @@ const isoDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 export function registerReport(program: Command): void {
   program
     .command('report')
-    .description('dashboard reports from the materialized views (pages with time on page, referrers, daily metrics)')
+    .description('dashboard reports from the materialized views (pages with time on page and engaged time, referrers, daily metrics)')
     .argument('<report>', REPORTS.join(' | '))
     .requiredOption('--project <id>', 'project id')
     .option('--from <YYYY-MM-DD>', 'first day (default: 30 days ago)')

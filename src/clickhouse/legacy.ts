@@ -75,11 +75,14 @@ export async function migrateLegacy(ch: ClickHouse, options: LegacyOptions): Pro
   if (type === undefined) throw new EventLensError('LEGACY_NOT_FOUND', `${db}.events has no properties column: nothing to upgrade`);
   if (type.startsWith('Map(')) throw new EventLensError('LEGACY_DONE', `${db}.events.properties is already ${type}: nothing to upgrade`);
 
-  const ddl = loadMigrations()
-    .flatMap((m) => m.statements)
-    .find((s) => s.includes('CREATE TABLE IF NOT EXISTS {{database}}.events '));
+  const statements = loadMigrations().flatMap((m) => m.statements);
+  const ddl = statements.find((s) => s.includes('CREATE TABLE IF NOT EXISTS {{database}}.events '));
   if (!ddl) throw new Error('migration 0001 has no events table');
   await ch.client.command({ query: renderTemplate(ddl, { database: db, retentionDays: 0 }).replace(`${db}.events `, `${db}.events_new `) });
+  // the columns later migrations added to events (0004's engagedMs, …): the switched table gets this release's schema
+  for (const alter of statements.filter((s) => s.includes('ALTER TABLE {{database}}.events ') && s.includes('ADD COLUMN'))) {
+    await ch.client.command({ query: renderTemplate(alter, { database: db, retentionDays: 0 }).replace(`${db}.events `, `${db}.events_new `) });
+  }
   await ch.client.command({
     query: `CREATE TABLE IF NOT EXISTS ${db}.legacy_migration (partition String, rows UInt64, doneAt DateTime64(3, 'UTC') DEFAULT now64(3))
             ENGINE = ReplacingMergeTree(doneAt) ORDER BY partition`,

@@ -29,19 +29,27 @@ export async function runReport(ch: ClickHouse, name: ReportName, o: ReportOptio
   const all = { ...params, ...f.params };
   switch (name) {
     case 'pages':
+      // time on page (duration) and engaged time (E1) in seconds: average over the known ones, median of engaged time
       return filtered
         ? queryRows(
             ch,
-            `SELECT path, count() AS views, round(avg(duration) / 1000, 1) AS avg_time_on_page_s
+            `SELECT path, count() AS views, round(avg(duration) / 1000, 1) AS avg_time_on_page_s,
+                    round(avg(engagedMs) / 1000, 1) AS avg_engaged_s, round(quantileTDigest(0.5)(engagedMs) / 1000, 1) AS median_engaged_s
                FROM ${db}.events WHERE ${rawRange} AND name = 'screen_view' AND ${f.sql}
               GROUP BY path ORDER BY views DESC, path LIMIT {limit:UInt32}`,
             all,
           )
         : queryRows(
             ch,
-            `SELECT path, sum(views) AS views, round(sum(durationSum) / nullIf(sum(durationCount), 0) / 1000, 1) AS avg_time_on_page_s
-               FROM ${db}.pages_daily WHERE ${range}
-              GROUP BY path ORDER BY views DESC, path LIMIT {limit:UInt32}`,
+            `SELECT path, views, avg_time_on_page_s, avg_engaged_s, median_engaged_s FROM
+               (SELECT path, sum(views) AS views, round(sum(durationSum) / nullIf(sum(durationCount), 0) / 1000, 1) AS avg_time_on_page_s
+                  FROM ${db}.pages_daily WHERE ${range} GROUP BY path) AS p
+             LEFT JOIN
+               (SELECT path, round(sum(engagedSum) / nullIf(sum(engagedCount), 0) / 1000, 1) AS avg_engaged_s,
+                       round(quantileTDigestMerge(0.5)(engagedMedian) / 1000, 1) AS median_engaged_s
+                  FROM ${db}.pages_engaged_daily WHERE ${range} GROUP BY path) AS e USING (path)
+             ORDER BY views DESC, path LIMIT {limit:UInt32}
+             SETTINGS join_use_nulls = 1`,
             params,
           );
     case 'referrers':

@@ -8,7 +8,7 @@
  * that on generated valid and broken events.
  */
 import { isWellFormed } from './limits.js';
-import { COORDINATE_LIMITS, COUNTRY_PATTERN, ID_PATTERN, parseCreatedAt, TEXT_RULES, type RawEvent } from './schema.js';
+import { COORDINATE_LIMITS, COUNTRY_PATTERN, ID_PATTERN, MAX_VISIBLE_MS, parseCreatedAt, TEXT_RULES, type RawEvent } from './schema.js';
 
 type Rule = (v: unknown) => boolean;
 
@@ -36,6 +36,7 @@ const RULES = new Map<string, Rule>([
   ['country', pattern(COUNTRY_PATTERN)],
   ['latitude', coordinate(COORDINATE_LIMITS.latitude)],
   ['longitude', coordinate(COORDINATE_LIMITS.longitude)],
+  ['visibleMs', (v) => v === undefined || (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= MAX_VISIBLE_MS)],
   ['properties', () => true],
   ['createdAt', () => true],
 ]);

@@ -12,10 +12,14 @@ import { DotsError, toDots, type DottedProperties } from './dots.js';
 import { LIMITS } from './limits.js';
 import { payloadOf, type PayloadColumn } from './columns.js';
 import { asRawEvent, fastValidate } from './fast-validate.js';
-import { eventSchema, parseCreatedAt, type RawEvent } from './schema.js';
+import { eventSchema, parseCreatedAt, VISIBILITY_EVENTS, type RawEvent } from './schema.js';
 
-/** How the buffer treats an event: a screen view, a session end, or anything else. */
-export type EventKind = 'v' | 'e' | 'o';
+/**
+ * How the buffer treats an event: a screen view or a session end (the
+ * boundaries), a page_hidden or page_visible (engaged time, E1), or anything
+ * else.
+ */
+export type EventKind = 'v' | 'e' | 'h' | 's' | 'o';
 
 export interface NormalizedEvent {
   id: string;
@@ -29,6 +33,8 @@ export interface NormalizedEvent {
   clamped: boolean;
   /** The page path ('' when absent): entry and exit path of the sessions row. */
   path: string;
+  /** A page_hidden / page_visible event's client-measured engaged slice (`visibleMs`), ms. */
+  sliceMs?: number;
   /** This event's values of the sessions-row columns that come from a session's earliest event. */
   sessionFacts: Record<string, unknown>;
   /** The ClickHouse row as a positional JSON array (columns.ts PAYLOAD_COLUMNS), without duration and screenViews. */
@@ -57,6 +63,8 @@ const SESSION_FACT_COLUMNS = [
 
 /** The property set on a clamped event, holding the original createdAt. */
 export const CLAMPED_PROPERTY = '$clampedCreatedAt';
+/** The property holding a visibility event's `visibleMs`. */
+export const VISIBLE_MS_PROPERTY = '$visibleMs';
 
 /** ClickHouse DateTime64(3) text form, always UTC. */
 export function formatDateTime(ms: number): string {
@@ -69,12 +77,15 @@ export function formatDateTime(ms: number): string {
 }
 const lastFormatted = { ms: Number.NaN, text: '' };
 
-/** The buffer's kind of an event name: screen_view 'v', session_end 'e', anything else 'o'. */
+const KINDS: Readonly<Record<string, EventKind>> = { screen_view: 'v', session_end: 'e', page_hidden: 'h', page_visible: 's' };
+
+/** The buffer's kind of an event name: screen_view 'v', session_end 'e', page_hidden 'h', page_visible 's', anything else 'o'. */
 export function kindOf(name: string): EventKind {
-  if (name === 'screen_view') return 'v';
-  if (name === 'session_end') return 'e';
-  return 'o';
+  return KINDS[name] ?? 'o';
 }
+
+/** Whether events of this kind are held until their figures are settled (screen_view, session_end). */
+export const isHeldKind = (kind: EventKind): boolean => kind === 'v' || kind === 'e';
 
 /** Validates one event and normalizes it; throws ValidationError naming every broken field. */
 export function normalizeEvent(input: unknown, options: NormalizeOptions, assignId: () => string = ulid): NormalizedEvent {
@@ -104,6 +115,9 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions, assign
   }
   if ((parsed && !parsed.success) || issues.length > 0) throw new ValidationError(issues);
   const raw = parsed?.success ? parsed.data : asRawEvent(input);
+  if (raw.visibleMs !== undefined && !VISIBILITY_EVENTS.includes(raw.name)) {
+    throw new ValidationError([{ field: 'visibleMs', rule: `only page_hidden and page_visible events carry it (got ${JSON.stringify(raw.name)})` }]);
+  }
   const created = fast ?? parseCreatedAt(raw.createdAt);
   if (typeof created === 'string') throw new ValidationError([{ field: 'createdAt', rule: created }]);
 
@@ -131,11 +145,13 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions, assign
   if (raw.country) row.country = raw.country.toUpperCase();
   if (raw.latitude !== undefined) row.latitude = raw.latitude;
   if (raw.longitude !== undefined) row.longitude = raw.longitude;
+  // the slice is kept with the event's properties too, as it was measured
+  if (raw.visibleMs !== undefined) properties[VISIBLE_MS_PROPERTY] = String(raw.visibleMs);
   row.properties = properties;
   const sessionFacts: Record<string, unknown> = {};
   if (raw.sessionId) for (const column of SESSION_FACT_COLUMNS) if (row[column] !== undefined) sessionFacts[column] = row[column];
 
-  return {
+  const event: NormalizedEvent = {
     id,
     projectId: raw.projectId,
     sessionId: raw.sessionId ?? '',
@@ -147,6 +163,8 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions, assign
     sessionFacts,
     payload: payloadOf(row),
   };
+  if (raw.visibleMs !== undefined) event.sliceMs = raw.visibleMs;
+  return event;
 }
 
 /** Parses and normalizes one NDJSON line, enforcing the byte limit before parsing. */

@@ -16,6 +16,10 @@ export const COUNTRY_PATTERN = /^([A-Za-z]{2})?$/;
 export const COORDINATE_LIMITS = { latitude: 90, longitude: 180 } as const;
 /** Earliest accepted `createdAt`: older values are almost certainly a unit mistake (seconds for ms). */
 export const MIN_CREATED_AT_MS = Date.UTC(2000, 0, 1);
+/** The largest client-measured engaged slice a visibility event may carry (`visibleMs`), ms: one day. */
+export const MAX_VISIBLE_MS = 86_400_000;
+/** The only events that may carry `visibleMs`. */
+export const VISIBILITY_EVENTS: readonly string[] = ['page_hidden', 'page_visible'];
 
 const noNul = (s: string): boolean => !s.includes('\u0000');
 
@@ -117,6 +121,12 @@ export const eventSchema = z.strictObject(
     userAgent: optionalText(TEXT_RULES.userAgent[1]),
     latitude: coordinate(COORDINATE_LIMITS.latitude),
     longitude: coordinate(COORDINATE_LIMITS.longitude),
+    visibleMs: z
+      .number({ error: `must be a whole number of milliseconds from 0 to ${MAX_VISIBLE_MS}` })
+      .int({ error: `must be a whole number of milliseconds from 0 to ${MAX_VISIBLE_MS}` })
+      .min(0, { error: `must be a whole number of milliseconds from 0 to ${MAX_VISIBLE_MS}` })
+      .max(MAX_VISIBLE_MS, { error: `must be a whole number of milliseconds from 0 to ${MAX_VISIBLE_MS}` })
+      .optional(),
     properties: z.unknown().optional(),
   },
   { error: (issue) => (issue.code === 'unrecognized_keys' ? 'unknown field (put custom data in properties)' : 'must be a JSON object') },

@@ -10,7 +10,7 @@
  */
 import { Readable } from 'node:stream';
 import type { ClickHouse } from '../clickhouse/client.js';
-import { EVENT_ROW_COLUMNS, isPositionalRow, parseEventRow, positionalRow } from '../event/columns.js';
+import { EVENT_ROW_COLUMNS, isPositionalRow, parseEventRow, positionalRow, withEngagedColumn } from '../event/columns.js';
 import { backoffMs, classifyClickHouseError, ClickHouseWriteError } from '../errors.js';
 import type { Faults } from '../ops/faults.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -52,13 +52,14 @@ export class Inserter {
    * with the column list; a batch of objects only (sessions rows, or events
    * rows held by a release before 0.5) as JSONEachRow. A batch that holds
    * both (rows held across an upgrade) has its objects rewritten as
-   * positional rows, so that it stays one insert under one token.
+   * positional rows, so that it stays one insert under one token; positional
+   * rows of release 0.1.0 get their NULL engagedMs.
    */
   async insert(id: string, rows: readonly string[], table: string): Promise<void> {
     this.options.faults?.beforeInsert();
     let body = this.options.faults?.outgoing(rows) ?? rows;
     const positional = body.some(isPositionalRow);
-    if (positional) body = body.map((r) => (isPositionalRow(r) ? r : asPositional(r)));
+    if (positional) body = body.map((r) => (isPositionalRow(r) ? withEngagedColumn(r) : asPositional(r)));
     const format = positional ? `(${EVENT_ROW_COLUMNS.join(', ')}) FORMAT JSONCompactEachRow` : 'FORMAT JSONEachRow';
     try {
       const result = await this.ch.client.exec({

@@ -6,7 +6,10 @@
  * Sessions of three projects start spread over a time span; each has a device,
  * a place and a referrer that stay fixed, 1..~20 screen_views (a third bounce),
  * clicks and custom events with nested properties between views, and ends with
- * a session_end (about 40 %) or simply goes idle. A few sessions pause for
+ * a session_end (about 40 %) or simply goes idle. With `visibilityFraction`,
+ * that share of pages is hidden for a while and shown again (page_hidden,
+ * page_visible, as the visibility snippet sends them) and every session's
+ * last page is hidden at its end (the tab closed). A few sessions pause for
  * longer than the session timeout and come back (D3). Arrival order is the
  * createdAt order plus a random network delay of up to `jitterMs`, and a small
  * `lateFraction` of events arrives much later (O2).
@@ -26,6 +29,12 @@ export interface GenerateOptions {
   lateFraction?: number;
   /** Share of sessions that stay idle beyond the timeout and come back. @defaultValue 0.02 */
   idleReturnFraction?: number;
+  /**
+   * Share of pages hidden for a while and shown again; above 0 the last page of
+   * every session is also hidden at its end. @defaultValue 0 (a stream without
+   * visibility events: the benchmark's, the same as the previous release's)
+   */
+  visibilityFraction?: number;
   sessionTimeoutMs?: number;
 }
 
@@ -61,7 +70,12 @@ export interface GeneratedEvent {
   model?: string;
   userAgent?: string;
   properties?: Record<string, unknown>;
+  /** A visibility event's client-measured engaged slice (never generated; see DESIGN §1). */
+  visibleMs?: number;
 }
+
+/** The share of pages hidden and shown again in the streams of `generate`, the demo and the chaos suite. */
+export const DEMO_VISIBILITY = 0.3;
 
 /** mulberry32: a small, fast, seedable PRNG. */
 export function prng(seed: number): () => number {
@@ -183,6 +197,7 @@ export function generateEvents(options: GenerateOptions): GeneratedEvent[] {
   const lateFraction = options.lateFraction ?? 0.002;
   const idleReturn = options.idleReturnFraction ?? 0.02;
   const timeoutMs = options.sessionTimeoutMs ?? 1_800_000;
+  const visibility = options.visibilityFraction ?? 0;
   const spanMs = spanMsFor(options.sessions);
   const out: { event: GeneratedEvent; arrival: number }[] = [];
   const id = (t: number): string => ulid(t, r);
@@ -227,7 +242,9 @@ export function generateEvents(options: GenerateOptions): GeneratedEvent[] {
     const views = r() < 0.33 ? 1 : 2 + Math.floor(-Math.log(1 - r()) * 4);
     const returnsAfterIdle = views > 2 && r() < idleReturn;
     let path = pagePath(r, project.id);
+    let lastPath = path;
     for (let v = 0; v < Math.min(views, 30); v += 1) {
+      lastPath = path;
       push('screen_view', t, { path, properties: { title: `Page ${path}`, scroll: { depth: Math.floor(r() * 100) } } });
       const dwell = logUniform(r, 2_000, 300_000);
       const actions = Math.floor(r() * 3);
@@ -235,10 +252,17 @@ export function generateEvents(options: GenerateOptions): GeneratedEvent[] {
         const name = pick(r, CUSTOM);
         push(name, t + Math.floor(((a + 1) / (actions + 1)) * dwell), { path, properties: customProperties(r, name) });
       }
+      // (no random draw without visibility events: the stream stays the same)
+      if (visibility > 0 && r() < visibility) {
+        const hiddenAt = t + Math.floor(r() * 0.5 * dwell);
+        push('page_hidden', hiddenAt, { path });
+        push('page_visible', hiddenAt + Math.floor(r() * (t + dwell - hiddenAt)), { path });
+      }
       t += dwell;
       if (returnsAfterIdle && v === 1) t += timeoutMs + 60_000 + Math.floor(r() * 600_000);
       path = pagePath(r, project.id);
     }
+    if (visibility > 0) push('page_hidden', t, { path: lastPath });
     if (r() < 0.4) push('session_end', t + Math.floor(r() * 5_000));
   }
   out.sort((a, b) => a.arrival - b.arrival);
@@ -260,7 +284,7 @@ export function eventsBySession(events: readonly GeneratedEvent[]): { sessions: 
     const key = `${e.projectId}\u0000${e.sessionId}`;
     let list = bySession.get(key);
     if (!list) bySession.set(key, (list = []));
-    list.push({ id: e.id, createdAtMs: Date.parse(e.createdAt), kind: kindOf(e.name) });
+    list.push({ id: e.id, createdAtMs: Date.parse(e.createdAt), kind: kindOf(e.name), ...(e.visibleMs === undefined ? {} : { sliceMs: e.visibleMs }) });
   }
   return { sessions: [...bySession.values()], sessionless };
 }

@@ -116,7 +116,7 @@ export function badInput(total = 10_000): ScenarioSpec {
             ? `{"id":"${id}","projectId":"acme-shop","name":"click","createdAt":"${T}","properties":{"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"x":"1"}}}}`
             : `{"id":"${id}","projectId":"acme-shop","name":"click","createdAt":"2100-01-01T00:00:00Z"}`;
           chunks.push(Buffer.from(`${text}\n`, 'utf8'));
-          run.expected.set(id, { duration: null, screenViews: 0 });
+          run.expected.set(id, { duration: null, screenViews: 0, engaged: null });
         }
       }
       writeFileSync(file, Buffer.concat(chunks));

@@ -20,7 +20,7 @@ import { SessionBuffer } from '../../src/buffer/session-buffer.js';
 import { openClickHouse, queryRows, type ClickHouse } from '../../src/clickhouse/client.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { pendingJobs } from '../../src/queue/drain.js';
-import { eventsBySession, generateEvents, type GeneratedEvent } from '../../src/generate/model.js';
+import { DEMO_VISIBILITY, eventsBySession, generateEvents, type GeneratedEvent } from '../../src/generate/model.js';
 import type { RedisClient } from '../../src/ops/redis.js';
 
 export { sleep };
@@ -191,14 +191,14 @@ export function exited(child: ChildProcess, signal?: NodeJS.Signals, timeoutMs =
 /** A realistic generated stream (arrival jitter inside the grace window, no late events). */
 export function stream(events: number, seed: number): GeneratedEvent[] {
   // sessions average about 8.4 events: ask for 20 % more and cut the stream at `events`
-  return generateEvents({ sessions: Math.ceil((events / 8.4) * 1.2), seed, jitterMs: 5_000, lateFraction: 0 }).slice(0, events);
+  return generateEvents({ sessions: Math.ceil((events / 8.4) * 1.2), seed, jitterMs: 5_000, lateFraction: 0, visibilityFraction: DEMO_VISIBILITY }).slice(0, events);
 }
 
 /** The rows the reference model gives the stream, by event id. */
 export function expectedRows(events: readonly GeneratedEvent[], timeoutMs: number): Map<string, RowFigures> {
   const { sessions, sessionless } = eventsBySession(events);
   const expected = new Map<string, RowFigures>();
-  for (const id of sessionless) expected.set(id, { duration: null, screenViews: 0 });
+  for (const id of sessionless) expected.set(id, { duration: null, screenViews: 0, engaged: null });
   for (const list of sessions) for (const [id, f] of computeSessionRows(list, timeoutMs)) expected.set(id, f);
   return expected;
 }
@@ -226,9 +226,9 @@ export async function drainBuffer(redis: RedisClient, config: Config, timeoutMs:
 
 /** Compares the events table with the expected rows: lost, duplicated and wrong counts. */
 export async function compare(ch: ClickHouse, expected: Map<string, RowFigures>): Promise<{ lost: number; duplicated: number; wrong: number; rows: number }> {
-  const rows = await queryRows<{ id: string; duration: number | null; screenViews: number; n: string | number }>(
+  const rows = await queryRows<{ id: string; duration: number | null; screenViews: number; engagedMs: number | null; n: string | number }>(
     ch,
-    `SELECT id, duration, screenViews, count() AS n FROM ${ch.database}.events GROUP BY id, duration, screenViews`,
+    `SELECT id, duration, screenViews, engagedMs, count() AS n FROM ${ch.database}.events GROUP BY id, duration, screenViews, engagedMs`,
   );
   const copies = new Map<string, number>();
   let wrong = 0;
@@ -238,7 +238,8 @@ export async function compare(ch: ClickHouse, expected: Map<string, RowFigures>)
     total += n;
     copies.set(r.id, (copies.get(r.id) ?? 0) + n);
     const f = expected.get(r.id);
-    if (!f || f.duration !== (r.duration === null ? null : Number(r.duration)) || f.screenViews !== Number(r.screenViews)) wrong += 1;
+    const number = (v: number | null): number | null => (v === null ? null : Number(v));
+    if (!f || f.duration !== number(r.duration) || f.screenViews !== Number(r.screenViews) || f.engaged !== number(r.engagedMs)) wrong += 1;
   }
   let lost = 0;
   let duplicated = 0;

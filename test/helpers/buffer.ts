@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { BufferSettings } from '../../src/config.js';
 import type { SessionBuffer } from '../../src/buffer/session-buffer.js';
 import { normalizeEvent, type NormalizedEvent } from '../../src/event/normalize.js';
-import type { SessionEvent } from '../../src/buffer/durations.js';
+import type { RowFigures, SessionEvent } from '../../src/buffer/durations.js';
 import { parseEventRow } from '../../src/event/columns.js';
 
 export const T0 = Date.UTC(2026, 9, 1, 10, 0, 0);
@@ -20,7 +20,7 @@ export function settings(prefix: string, overrides: Partial<BufferSettings> = {}
   };
 }
 
-const NAMES = { v: 'screen_view', e: 'session_end', o: 'click' } as const;
+const NAMES = { v: 'screen_view', e: 'session_end', o: 'click', h: 'page_hidden', s: 'page_visible' } as const;
 
 /** A normalized event of session `sessionId` in project `p1`. */
 export function ev(e: SessionEvent & { sessionId?: string; projectId?: string }): NormalizedEvent {
@@ -31,6 +31,7 @@ export function ev(e: SessionEvent & { sessionId?: string; projectId?: string })
       name: NAMES[e.kind],
       createdAt: e.createdAtMs,
       ...(e.sessionId === '' ? {} : { sessionId: e.sessionId ?? 's1' }),
+      ...(e.sliceMs === undefined ? {} : { visibleMs: e.sliceMs }),
       path: `/page/${e.id}`,
     },
     { receivedAtMs: e.createdAtMs, maxFutureMs: 3_600_000 },
@@ -43,6 +44,7 @@ export interface EmittedRow {
   name: string;
   duration: number | null;
   screenViews: number;
+  engagedMs?: number | null;
 }
 
 /** Reads (without removing) every row in the ready lists and batches of all shards. */
@@ -57,9 +59,9 @@ export async function readyRows(redis: Redis, buffer: SessionBuffer): Promise<Em
   return rows;
 }
 
-/** Rows as a map id -> {duration, screenViews}, for comparisons. */
-export function figures(rows: readonly EmittedRow[]): Record<string, { duration: number | null; screenViews: number }> {
-  const out: Record<string, { duration: number | null; screenViews: number }> = {};
-  for (const r of [...rows].sort((a, b) => (a.id < b.id ? -1 : 1))) out[r.id] = { duration: r.duration, screenViews: r.screenViews };
+/** Rows as a map id -> {duration, screenViews, engaged}, for comparisons with the reference model. */
+export function figures(rows: readonly EmittedRow[]): Record<string, RowFigures> {
+  const out: Record<string, RowFigures> = {};
+  for (const r of [...rows].sort((a, b) => (a.id < b.id ? -1 : 1))) out[r.id] = { duration: r.duration, screenViews: r.screenViews, engaged: r.engagedMs ?? null };
   return out;
 }

@@ -47,14 +47,15 @@ function wrongRows(rows: readonly EmittedRow[], events: readonly SessionEvent[],
   const wrong: string[] = [];
   for (const [id, f] of want) {
     const g = got[id];
-    if (!g || g.duration !== f.duration || g.screenViews !== f.screenViews) wrong.push(`${id}: got ${JSON.stringify(g)}, want ${JSON.stringify(f)}`);
+    if (!g || g.duration !== f.duration || g.screenViews !== f.screenViews || g.engaged !== f.engaged) wrong.push(`${id}: got ${JSON.stringify(g)}, want ${JSON.stringify(f)}`);
   }
   return wrong;
 }
 
 /**
- * A long session: views with clicks between them, a session_end now and then
- * (a new visit follows), and a few idle gaps longer than the timeout. Each
+ * A long session: views with clicks and page_hidden / page_visible between
+ * them, a session_end now and then (a new visit follows), and a few idle gaps
+ * longer than the timeout. Each
  * event arrives up to half the grace after its createdAt, so neighbours a few
  * seconds apart arrive out of order.
  */
@@ -65,7 +66,7 @@ function longSession(count: number, seed: number, graceMs: number, timeoutMs: nu
   for (let i = 0; i < count; i += 1) {
     t += r() < 0.002 ? timeoutMs + 1 + Math.floor(r() * 1_000) : Math.floor(r() * 0.3 * graceMs);
     const x = r();
-    const kind: SessionEvent['kind'] = x < 0.45 ? 'v' : x < 0.452 ? 'e' : 'o';
+    const kind: SessionEvent['kind'] = x < 0.45 ? 'v' : x < 0.452 ? 'e' : x < 0.55 ? 'h' : x < 0.65 ? 's' : 'o';
     arrivals.push({ at: t + Math.floor((r() * graceMs) / 2), event: { id: `e${String(i).padStart(6, '0')}`, createdAtMs: t, kind } });
   }
   return arrivals;

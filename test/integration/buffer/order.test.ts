@@ -1,13 +1,14 @@
 /**
  * O1/O3 as properties, against a real redis-server: for any session (screen
  * views, session ends, other events, idle gaps longer than the timeout, retried
- * duplicates) and any arrival order in which no event is delayed by as much
- * as the grace time, sweeping as time passes gives exactly the rows of the
- * reference model: none lost, none twice, every duration as DESIGN §2 says.
+ * duplicates, page_hidden / page_visible) and any arrival order in which no
+ * event is delayed by as much as the grace time, sweeping as time passes gives
+ * exactly the rows of the reference model: none lost, none twice, every
+ * duration and engaged time as DESIGN §2 says.
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { computeSessionRows, type SessionEvent } from '../../../src/buffer/durations.js';
+import { computeSessionRows, type RowFigures, type SessionEvent } from '../../../src/buffer/durations.js';
 import { SessionBuffer } from '../../../src/buffer/session-buffer.js';
 import type { NormalizedEvent } from '../../../src/event/normalize.js';
 import { ev, figures, readyRows, settings, T0 } from '../../helpers/buffer.js';
@@ -24,7 +25,7 @@ const sessionArb = fc
   .array(
     fc.record({
       gap: fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 1_500 })),
-      kind: fc.constantFrom<SessionEvent['kind']>('v', 'v', 'o', 'e'),
+      kind: fc.constantFrom<SessionEvent['kind']>('v', 'v', 'o', 'e', 'h', 's'),
       delay: fc.integer({ min: 0, max: GRACE - 1 }),
       retried: fc.boolean(),
     }),
@@ -53,7 +54,7 @@ describe('arrival order', () => {
         run += 1;
         const buffer = new SessionBuffer(services.redis, settings(`${services.server.prefix}o${run}`, { graceMs: GRACE, sessionTimeoutMs: TIMEOUT, bufferShards: 2 }));
         const arrivals: { at: number; event: NormalizedEvent }[] = [];
-        const expected: Record<string, { duration: number | null; screenViews: number }> = {};
+        const expected: Record<string, RowFigures> = {};
         for (let s = 0; s < sessions; s += 1) {
           const sessionId = `s${s}`;
           for (const e of session) {
@@ -68,7 +69,7 @@ describe('arrival order', () => {
         await runArrivals(buffer, arrivals);
         const rows = await readyRows(services.redis, buffer);
         expect(rows).toHaveLength(Object.keys(expected).length);
-        expect(figures(rows)).toEqual(figures(Object.entries(expected).map(([id, f]) => ({ id, sessionId: '', name: '', ...f }))));
+        expect(figures(rows)).toEqual(expected);
       }),
       { numRuns: Number(process.env.PROPERTY_RUNS ?? 150) },
     );
@@ -100,14 +101,14 @@ describe('late events (O2)', () => {
     const buffer = new SessionBuffer(services.redis, settings(`${services.server.prefix}l${run}`, { graceMs: GRACE, sessionTimeoutMs: TIMEOUT }));
     await buffer.ingest([ev({ id: 'v1', createdAtMs: T0, kind: 'v' }), ev({ id: 'v3', createdAtMs: T0 + 600, kind: 'v' })], T0 + 600);
     await buffer.sweep(T0 + 600 + GRACE);
-    expect(figures(await readyRows(services.redis, buffer))).toEqual({ v1: { duration: 600, screenViews: 0 } });
+    expect(figures(await readyRows(services.redis, buffer))).toEqual({ v1: { duration: 600, screenViews: 0, engaged: 600 } });
     const late = await buffer.ingest([ev({ id: 'v2', createdAtMs: T0 + 200, kind: 'v' })], T0 + 900);
     expect(late).toEqual({ accepted: 1, duplicates: 0, late: 1 });
     await buffer.sweep(T0 + 900 + TIMEOUT + GRACE);
     expect(figures(await readyRows(services.redis, buffer))).toEqual({
-      v1: { duration: 600, screenViews: 0 },
-      v2: { duration: 400, screenViews: 0 },
-      v3: { duration: null, screenViews: 0 },
+      v1: { duration: 600, screenViews: 0, engaged: 600 },
+      v2: { duration: 400, screenViews: 0, engaged: 400 },
+      v3: { duration: null, screenViews: 0, engaged: null },
     });
   });
 
@@ -118,6 +119,6 @@ describe('late events (O2)', () => {
     await buffer.ingest([ev({ id: 'v2', createdAtMs: T0 + 200, kind: 'v' })], T0 + 650);
     expect((await buffer.sweep(T0 + 600 + GRACE)).emitted).toBe(0);
     await buffer.sweep(T0 + 650 + GRACE);
-    expect(figures(await readyRows(services.redis, buffer))).toEqual({ v1: { duration: 200, screenViews: 0 }, v2: { duration: 400, screenViews: 0 } });
+    expect(figures(await readyRows(services.redis, buffer))).toEqual({ v1: { duration: 200, screenViews: 0, engaged: 200 }, v2: { duration: 400, screenViews: 0, engaged: 400 } });
   });
 });

@@ -184,6 +184,37 @@ describe('ingest-4.lua', () => {
   });
 });
 
+describe('engaged time (E1)', () => {
+  it('gives each view its engaged time from the visibility events and sums it on the sessions row', async () => {
+    await buffer.ingest(
+      [view('v1', 0), ev({ id: 'h1', createdAtMs: T0 + 5_000, kind: 'h' }), ev({ id: 's1', createdAtMs: T0 + 65_000, kind: 's' }), view('v2', 70_000), ev({ id: 'h2', createdAtMs: T0 + 82_000, kind: 'h' })],
+      T0 + 82_000,
+    );
+    await buffer.sweep(T0 + 82_000 + 1_800_000 + 10_001);
+    const rows = await readyRows(services.redis, buffer);
+    expect(Object.fromEntries(rows.map((r) => [r.id, [r.duration, r.engagedMs ?? null]]))).toEqual({ v1: [70_000, 10_000], v2: [12_000, 12_000], h1: [null, null], s1: [null, null], h2: [null, null] });
+    const [session] = (await services.redis.lrange(buffer.shardKeys(0).sessionsReady, 0, -1)).map((t) => JSON.parse(t) as Record<string, unknown>);
+    expect(session).toMatchObject({ screenViews: 2, duration: 82_000, engagedMs: 22_000 });
+  });
+
+  it('sums the client-measured slices of visibility events (visibleMs) instead, kept in the member so a retry is still a duplicate', async () => {
+    const hidden = ev({ id: 'h1', createdAtMs: T0 + 30_000, kind: 'h', sliceMs: 12_000 });
+    await buffer.ingest([view('v1', 0), hidden, view('v2', 40_000)], T0 + 40_000);
+    expect(await services.redis.zrange(buffer.keys.session(0, '2:p1s1').z, '0', '-1')).toContain('h1\t12000h');
+    expect(await buffer.ingest([hidden], T0 + 40_001)).toEqual({ accepted: 0, duplicates: 1, late: 0 });
+    await buffer.sweep(T0 + 50_001);
+    expect((await readyRows(services.redis, buffer)).find((r) => r.id === 'v1')).toMatchObject({ duration: 40_000, engagedMs: 12_000 });
+  });
+
+  it('re-settles a held view when a visibility event inside it arrives out of order within the grace', async () => {
+    await buffer.ingest([view('v1', 0), view('v2', 20_000)], T0 + 20_000);
+    await buffer.ingest([ev({ id: 'h1', createdAtMs: T0 + 5_000, kind: 'h' })], T0 + 25_000);
+    expect((await buffer.sweep(T0 + 30_000)).emitted).toBe(0);
+    await buffer.sweep(T0 + 35_000);
+    expect((await readyRows(services.redis, buffer)).find((r) => r.id === 'v1')).toMatchObject({ duration: 20_000, engagedMs: 5_000 });
+  });
+});
+
 describe('sweep-4.lua', () => {
   it('emits a settled row only after grace, with its duration', async () => {
     await buffer.ingest([view('a', 0), view('b', 7_000)], T0 + 7_000);

@@ -60,6 +60,9 @@ describe('migrate-legacy', () => {
     );
     expect(migrated).toHaveLength(legacy.size);
     expect(migrated[0]?.type).toBe('Map(String, String)');
+    // the switched table has this release's columns, those later migrations added too
+    const columns = await queryRows<{ name: string }>(ch, `SELECT name FROM system.columns WHERE database = {db:String} AND table = 'events'`, { db: ch.database });
+    expect(columns.map((c) => c.name)).toContain('engagedMs');
     const wrong = migrated.filter((row) => {
       const raw = legacy.get(row.id) ?? '';
       let expected: Record<string, string>;

@@ -37,7 +37,7 @@ describe('migrate', () => {
       'id', 'projectId', 'name', 'deviceId', 'profileId', 'sessionId', 'createdAt', 'timestamp', 'country', 'city', 'region',
       'latitude', 'longitude', 'os', 'osVersion', 'browser', 'browserVersion', 'device', 'brand', 'model', 'path', 'origin',
       'referrer', 'referrerName', 'referrerType', 'utmSource', 'utmMedium', 'utmCampaign', 'utmTerm', 'utmContent',
-      'properties', 'duration', 'screenViews', 'ip', 'userAgent',
+      'properties', 'duration', 'screenViews', 'engagedMs', 'ip', 'userAgent',
     ]);
   });
 

@@ -7,7 +7,7 @@ import { SessionBuffer } from '../../../src/buffer/session-buffer.js';
 import { queryRows } from '../../../src/clickhouse/client.js';
 import { runReport } from '../../../src/clickhouse/reports.js';
 import { Flusher } from '../../../src/flush/flusher.js';
-import { generateEvents } from '../../../src/generate/model.js';
+import { DEMO_VISIBILITY, generateEvents } from '../../../src/generate/model.js';
 import { replay } from '../../../src/replay/replay.js';
 import { settings } from '../../helpers/buffer.js';
 import { useServices } from '../../helpers/services.js';
@@ -21,7 +21,7 @@ beforeAll(async () => {
   const buffer = new SessionBuffer(services.redis, settings(services.server.prefix));
   const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, { owner: 't', leaseMs: 10_000, flushMaxRows: 2_000, flushMaxBytes: 1 << 22, flushIntervalMs: 0 });
   async function* lines(): AsyncGenerator<string> {
-    for (const e of generateEvents({ sessions: 500, seed: 3, lateFraction: 0 })) yield JSON.stringify(e);
+    for (const e of generateEvents({ sessions: 500, seed: 3, lateFraction: 0, visibilityFraction: DEMO_VISIBILITY })) yield JSON.stringify(e);
   }
   await replay(lines(), buffer, flusher, { clock: 'event', drain: true, maxFutureMs: 3_600_000 });
 });
@@ -33,6 +33,24 @@ describe('dashboard reports', () => {
     const fromRaw = await runReport(services.clickhouse.ch, 'pages', { ...options, where: everything });
     expect(fromView.length).toBeGreaterThan(10);
     expect(fromView.map((r) => [r.path, Number(r.views), r.avg_time_on_page_s])).toEqual(fromRaw.map((r) => [r.path, Number(r.views), r.avg_time_on_page_s]));
+  });
+
+  it('pages carry engaged time beside time on page: the same average from the view as from raw events, the median near it, never above time on page', async () => {
+    const options = { projectId: 'acme-shop', where: [], ...range };
+    const fromView = await runReport(services.clickhouse.ch, 'pages', options);
+    const fromRaw = await runReport(services.clickhouse.ch, 'pages', { ...options, where: everything });
+    expect(fromView.map((r) => [r.path, r.avg_engaged_s])).toEqual(fromRaw.map((r) => [r.path, r.avg_engaged_s]));
+    // (t-digest states merged per day against one digest over the rows: close, not always equal)
+    fromView.forEach((r, i) => expect(Math.abs(Number(r.median_engaged_s) - Number(fromRaw[i]?.median_engaged_s))).toBeLessThanOrEqual(Math.max(1, 0.1 * Number(r.median_engaged_s))));
+    // some pages were hidden for a while: engaged time is below time on page there, and never above it
+    expect(fromView.some((r) => Number(r.avg_engaged_s) < Number(r.avg_time_on_page_s))).toBe(true);
+    for (const r of fromView) expect(Number(r.avg_engaged_s)).toBeLessThanOrEqual(Number(r.avg_time_on_page_s));
+    const [session] = await queryRows<{ engaged: number; views: number }>(
+      services.clickhouse.ch,
+      `SELECT count() AS views, countIf(engagedMs IS NULL) AS engaged FROM ${services.clickhouse.database}.events WHERE name = 'screen_view' AND duration IS NOT NULL`,
+    );
+    // a view with a duration has an engaged time
+    expect(Number(session?.engaged)).toBe(0);
   });
 
   it('daily metrics from the views equal daily metrics from raw events', async () => {

@@ -64,6 +64,24 @@ describe('Flusher', () => {
     expect(rows.filter((r) => r.id.startsWith('c')).every((r) => r.duration === null && r.path === `/page/${r.id}`)).toBe(true);
   });
 
+  it('inserts positional rows of release 0.1.0 (duration and screenViews, no engagedMs) next to current ones, with engagedMs NULL', async () => {
+    await readyClicks(4);
+    const sk = buffer.shardKeys(0);
+    // what 0.1.0's ingest and sweep wrote: two figures, then the payload
+    const old = [ev({ id: 'old0', createdAtMs: T0, kind: 'v' }), ev({ id: 'old1', createdAtMs: T0 + 1, kind: 'o' })].map((e, i) => `[${i === 0 ? 5000 : 'null'},0,${e.payload.slice(1)}`);
+    await services.redis.rpush(sk.ready, ...old);
+    const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, options('a'));
+    expect((await flusher.tick(true)).rows).toBe(6);
+    const rows = await queryRows<{ id: string; duration: number | null; engagedMs: number | null; path: string }>(
+      services.clickhouse.ch,
+      `SELECT id, duration, engagedMs, path FROM ${services.clickhouse.database}.events WHERE id LIKE 'old%' ORDER BY id`,
+    );
+    expect(rows).toEqual([
+      { id: 'old0', duration: 5000, engagedMs: null, path: '/page/old0' },
+      { id: 'old1', duration: null, engagedMs: null, path: '/page/old1' },
+    ]);
+  });
+
   it('re-inserts a batch of objects only as the previous release did, with its token, so a batch the previous release inserted before it died is stored once', async () => {
     const sk = buffer.shardKeys(0);
     const objects = Array.from({ length: 5 }, (_, i) => JSON.stringify({ duration: null, screenViews: 0, id: `old${i}`, projectId: 'p1', name: 'click', sessionId: 's1', createdAt: '2026-10-01 10:00:00.000', timestamp: '2026-10-01 10:00:00.000' }));

@@ -6,9 +6,11 @@
  * ClickHouse, to the rows.
  *
  * The page navigates with history.pushState three times with known waits,
- * then is closed, which makes it hidden: the README's snippet sends
- * `page_hidden` on `visibilitychange`, and by D2 that event gives the last page
- * its duration. Durations are measured by the server's receive times, so they
+ * then is closed, which makes it hidden: the visibility snippet
+ * (src/intake/snippet.ts, the README's) sends `page_hidden` on
+ * `visibilitychange`, and by D2 that event gives the last page its duration.
+ * A second page is hidden for a measured while and shown again, which by E1
+ * is taken out of its engaged time. Durations are measured by the server's receive times, so they
  * match how long each page was open as the test saw it (within TOLERANCE_MS,
  * which covers the SDK's 50 ms debounce and request timing), and are at least
  * the waits. (Comparing with the waits alone failed on a loaded CI run: the
@@ -28,6 +30,7 @@ import { OpenPanel } from '@openpanel/sdk';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openClickHouse, queryRows, type ClickHouse } from '../../../src/clickhouse/client.js';
+import { VISIBILITY_SNIPPET } from '../../../src/intake/snippet.js';
 import { freePort } from '../../../src/ops/redis-server.js';
 import { startProc, waitFor, waitReady, type Proc } from '../../helpers/processes.js';
 import { testRedis, type TestRedis } from '../../helpers/services.js';
@@ -56,10 +59,8 @@ function page(): string {
 <script>
   window.op = window.op || function () { (window.op.q = window.op.q || []).push([].slice.call(arguments)); };
   window.op('init', { apiUrl: ${JSON.stringify(apiUrl)}, clientId: ${JSON.stringify(BROWSER_CLIENT)}, trackScreenViews: true });
-  // the README's last-page snippet: one event when the page is hidden gives the last view its duration (D2)
-  document.addEventListener('visibilitychange', function () {
-    if (document.visibilityState === 'hidden') window.op('track', 'page_hidden');
-  });
+  // the visibility snippet: page_hidden gives the last view its duration (D2), page_visible ends a hidden stretch (E1)
+  ${VISIBILITY_SNIPPET}
 </script>
 <script src="/op1.js" async></script>
 </head><body><h1>shop</h1></body></html>`;
@@ -202,6 +203,71 @@ describe('the real SDKs end to end', () => {
     expect(new Set(rows.map((r) => r.sessionId))).toEqual(new Set([ids.sessionId]));
     expect(views[0]).toMatchObject({ origin: siteOrigin, utmSource: 'newsletter', utmCampaign: 'e2e', referrer: 'https://www.google.com/', referrerName: 'Google', referrerType: 'search', title: 'Event Lens e2e' });
     for (const v of rows) expect(v).toMatchObject({ browser: 'Chrome', os: 'Linux', device: 'desktop' });
+  }, 90_000);
+
+  it('@openpanel/web in Chromium: engaged time leaves out the time a page was hidden, next to its duration', async () => {
+    const probe = await browser.newPage();
+    const headlessUa = await probe.evaluate(() => navigator.userAgent);
+    await probe.close();
+    const context = await browser.newContext({ userAgent: headlessUa.replace('HeadlessChrome', 'Chrome') });
+    const tab = await context.newPage();
+    let start = 0;
+    tab.on('request', (r) => {
+      if (start === 0 && r.url().endsWith('/track') && r.method() === 'POST') start = Date.now();
+    });
+    await tab.goto(`${siteOrigin}/engaged`);
+    const sessionId = await waitFor('the SDK to receive its session', async () => tab.evaluate(() => (window as unknown as { openpanel?: { getSessionId(): string } }).openpanel?.getSessionId() || undefined), 10_000, 20);
+    // Headless Chromium reports every page visible: a second tab, a minimised window and CDP lifecycle
+    // changes all left document.visibilityState at 'visible' when tried. So the page's visibilityState is
+    // overridden and a real visibilitychange dispatched in it; the snippet and the tracker then run as they
+    // would for a real tab switch. The close at the end is the browser's own hide.
+    const setVisibility = (state: 'hidden' | 'visible'): Promise<number> =>
+      tab.evaluate((s) => {
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => s });
+        document.dispatchEvent(new Event('visibilitychange'));
+        return Date.now();
+      }, state);
+    await sleep(1_200);
+    const hiddenAt = await setVisibility('hidden');
+    await sleep(1_500);
+    const shownAt = await setVisibility('visible');
+    await sleep(800);
+    const secondAt = Date.now();
+    await tab.evaluate(() => {
+      delete (document as unknown as { visibilityState?: string }).visibilityState; // the browser's own state again
+      history.pushState({}, '', '/engaged-two');
+    });
+    await sleep(1_000);
+    const closedAt = Date.now();
+    await tab.close({ runBeforeUnload: true });
+    await context.close();
+
+    const rows = await waitFor(
+      'both views with settled durations and engaged times',
+      async () => {
+        const r = await queryRows<{ name: string; path: string; duration: number | null; engagedMs: number | null }>(
+          ch,
+          `SELECT name, path, duration, engagedMs FROM event_lens.events WHERE projectId = 'e2e' AND sessionId = {s:String} ORDER BY createdAt, id`,
+          { s: sessionId },
+        );
+        const views = r.filter((x) => x.name === 'screen_view');
+        return views.length === 2 && views.every((v) => v.engagedMs !== null) && r.filter((x) => x.name === 'page_hidden').length === 2 ? r : undefined;
+      },
+      40_000,
+      250,
+    );
+    const [first, second] = rows.filter((r) => r.name === 'screen_view') as [(typeof rows)[number], (typeof rows)[number]];
+    const visible = hiddenAt - start + (secondAt - shownAt);
+    console.info(
+      `browser e2e engaged: ${first.path} duration ${first.duration} ms, engaged ${first.engagedMs} ms (measured open ${secondAt - start} ms, visible ${visible} ms, hidden ${shownAt - hiddenAt} ms); ` +
+        `${second.path} duration ${second.duration} ms, engaged ${second.engagedMs} ms (measured ${closedAt - secondAt} ms)`,
+    );
+    expect(rows.map((r) => r.name)).toEqual(['screen_view', 'page_hidden', 'page_visible', 'screen_view', 'page_hidden']);
+    expect(Math.abs(Number(first.duration) - (secondAt - start))).toBeLessThan(TOLERANCE_MS);
+    expect(Math.abs(Number(first.engagedMs) - visible)).toBeLessThan(TOLERANCE_MS);
+    expect(Number(first.duration) - Number(first.engagedMs)).toBeGreaterThanOrEqual(1_500 - TOLERANCE_MS);
+    expect(Math.abs(Number(second.engagedMs) - (closedAt - secondAt))).toBeLessThan(TOLERANCE_MS);
+    expect(second.engagedMs).toBe(second.duration);
   }, 90_000);
 
   it('@openpanel/sdk from Node: track and identify give an events row and a profiles row', async () => {

@@ -35,12 +35,55 @@ describe('computeSessionRows', () => {
 
   it('D4: a session_end lasts from the first event of the session and counts its screen views', () => {
     const rows = computeSessionRows([e('c0', 0, 'o'), e('v1', 3 * s, 'v'), e('v2', 8 * s, 'v'), e('end', 12 * s, 'e')], T);
-    expect(rows.get('end')).toEqual({ duration: 12_000, screenViews: 2 });
+    expect(rows.get('end')).toEqual({ duration: 12_000, screenViews: 2, engaged: null });
   });
 
   it('orders equal createdAt by id and ignores repeated ids', () => {
     const d = durations([e('b', 0, 'v'), e('a', 0, 'v'), e('a', 0, 'v'), e('c', 7 * s, 'v')]);
     expect(d).toEqual({ a: 0, b: 7_000, c: null });
+  });
+});
+
+describe('engaged time (E1)', () => {
+  const engaged = (events: SessionEvent[]): Record<string, number | null> =>
+    Object.fromEntries([...computeSessionRows(events, T)].map(([id, f]) => [id, f.engaged]));
+
+  it('is the duration when the page was never hidden, and NULL for every other event', () => {
+    expect(engaged([e('v1', 0, 'v'), e('c', 5 * s, 'o'), e('v2', 20 * s, 'v'), e('end', 50 * s, 'e')])).toEqual({ v1: 20_000, c: null, v2: 30_000, end: null });
+  });
+
+  it('takes away the time between a page_hidden and the next page_visible inside the view', () => {
+    const rows = engaged([e('v1', 0, 'v'), e('h', 5 * s, 'h'), e('sh', 65 * s, 's'), e('v2', 70 * s, 'v'), e('c', 80 * s, 'o')]);
+    expect(rows).toMatchObject({ v1: 10_000, v2: 10_000, h: null, sh: null });
+    expect(computeSessionRows([e('v1', 0, 'v'), e('h', 5 * s, 'h'), e('sh', 65 * s, 's'), e('v2', 70 * s, 'v')], T).get('v1')?.duration).toBe(70_000);
+  });
+
+  it('counts a view hidden at its end (the last page, a closed tab) until the hide', () => {
+    expect(engaged([e('v1', 0, 'v'), e('v2', 10 * s, 'v'), e('h', 42 * s, 'h')])).toMatchObject({ v1: 10_000, v2: 32_000 });
+  });
+
+  it('a hide that lasts to the next boundary counts as hidden until it', () => {
+    expect(engaged([e('v1', 0, 'v'), e('h', 4 * s, 'h'), e('v2', 30 * s, 'v')]).v1).toBe(4_000);
+  });
+
+  it('a page opened hidden (its first visibility event is a page_visible) is hidden from the view to it', () => {
+    expect(engaged([e('v1', 0, 'v'), e('sh', 20 * s, 's'), e('v2', 50 * s, 'v')]).v1).toBe(30_000);
+  });
+
+  it('ignores a repeated hide or show and never goes below 0', () => {
+    expect(engaged([e('v1', 0, 'v'), e('h1', 1 * s, 'h'), e('h2', 3 * s, 'h'), e('s1', 6 * s, 's'), e('s2', 7 * s, 's'), e('v2', 10 * s, 'v')]).v1).toBe(5_000);
+    expect(engaged([e('v1', 0, 'v'), e('x', 0, 'h')]).v1).toBe(0);
+  });
+
+  it('sums client-measured slices when the view has them, capped at the duration', () => {
+    const slice = (id: string, at: number, kind: 'h' | 's', sliceMs: number): SessionEvent => ({ id, createdAtMs: at, kind, sliceMs });
+    expect(engaged([e('v1', 0, 'v'), slice('h1', 10 * s, 'h', 7_000), slice('s1', 20 * s, 's', 0), slice('h2', 30 * s, 'h', 4_000), e('v2', 40 * s, 'v')]).v1).toBe(11_000);
+    expect(engaged([e('v1', 0, 'v'), slice('h1', 10 * s, 'h', 60_000)]).v1).toBe(10_000);
+  });
+
+  it('is NULL when the duration is, and stops at an idle gap as the duration does', () => {
+    expect(engaged([e('v1', 0, 'v')]).v1).toBeNull();
+    expect(engaged([e('v1', 0, 'v'), e('h', 10 * s, 'h'), e('sh', 10 * s + T + 1, 's')]).v1).toBe(10_000);
   });
 });
 

@@ -9,13 +9,13 @@ const fields = [...Object.keys(eventSchema.shape), 'unknownField', '__proto__'];
 const tricky: unknown[] = [
   undefined, null, '', 'a', 'x'.repeat(64), 'x'.repeat(65), 'x'.repeat(129), 'x'.repeat(257), 'x'.repeat(1025), 'x'.repeat(4097),
   'a\u0000b', '\uD800', 'ok\uDC00', '😀', 'DE', 'de', 'D', 'DEU', '12', 0, -0, 1, -91, 90, 90.0001, -180, 181, Number.NaN, Number.POSITIVE_INFINITY,
-  1_790_000_000_000, 1.5, 946_684_799_999, '2026-02-30T00:00:00Z', '2026-10-01T10:00:00Z', '2026-10-01T10:00:00', 'yesterday',
+  1_790_000_000_000, 1.5, 946_684_799_999, 86_400_000, 86_400_001, '2026-02-30T00:00:00Z', '2026-10-01T10:00:00Z', '2026-10-01T10:00:00', 'yesterday',
   true, [], ['a'], {}, { a: 1 }, 'id with space', 'id,comma', 'ok.id:1_-', 'x'.repeat(200), 'x'.repeat(201),
 ];
 
 describe('fastValidate', () => {
   it('knows every field of the schema', () => {
-    const known = new Set([...Object.keys(TEXT_RULES), 'id', 'createdAt', 'country', 'latitude', 'longitude', 'properties']);
+    const known = new Set([...Object.keys(TEXT_RULES), 'id', 'createdAt', 'country', 'latitude', 'longitude', 'visibleMs', 'properties']);
     expect(Object.keys(eventSchema.shape).filter((k) => !known.has(k))).toEqual([]);
   });
 
