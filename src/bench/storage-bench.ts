@@ -13,7 +13,8 @@
  * still succeeds (to within 5 %).
  */
 import { Readable } from 'node:stream';
-import { computeSessionRows, type SessionEvent } from '../buffer/durations.js';
+import { computeSessionRows, type RowFigures, type SessionEvent } from '../buffer/durations.js';
+import { kindOf } from '../event/normalize.js';
 import { queryRows, type ClickHouse } from '../clickhouse/client.js';
 import { toDots } from '../event/dots.js';
 import { formatDateTime } from '../event/normalize.js';
@@ -39,26 +40,26 @@ const TEXT = [
   'device', 'brand', 'model', 'userAgent',
 ] as const;
 
-const NAIVE_COLUMNS = ['id', 'projectId', 'name', 'sessionId', 'createdAt', 'timestamp', ...TEXT, 'latitude', 'longitude', 'properties', 'duration', 'screenViews', 'ip'];
+const NAIVE_COLUMNS = ['id', 'projectId', 'name', 'sessionId', 'createdAt', 'timestamp', ...TEXT, 'latitude', 'longitude', 'properties', 'duration', 'screenViews', 'engagedMs', 'ip'];
 
-/** The final ClickHouse rows of the events (durations from the reference model), as the optimised and the naive table take them. */
+/** The final ClickHouse rows of the events (durations and engaged times from the reference model), as the optimised and the naive table take them. */
 export function rowsFor(events: readonly GeneratedEvent[], timeoutMs: number): { optimised: string[]; naive: string[] } {
   const bySession = new Map<string, SessionEvent[]>();
   for (const e of events) {
     const list = bySession.get(e.sessionId ?? '') ?? [];
-    list.push({ id: e.id, createdAtMs: Date.parse(e.createdAt), kind: e.name === 'screen_view' ? 'v' : e.name === 'session_end' ? 'e' : 'o' });
+    list.push({ id: e.id, createdAtMs: Date.parse(e.createdAt), kind: kindOf(e.name) });
     bySession.set(e.sessionId ?? '', list);
   }
-  const figures = new Map<string, { duration: number | null; screenViews: number }>();
+  const figures = new Map<string, RowFigures>();
   for (const list of bySession.values()) for (const [id, f] of computeSessionRows(list, timeoutMs)) figures.set(id, f);
   const optimised: string[] = [];
   const naive: string[] = [];
   for (const e of events) {
-    const f = figures.get(e.id) ?? { duration: null, screenViews: 0 };
+    const f = figures.get(e.id) ?? { duration: null, screenViews: 0, engaged: null };
     const createdAt = formatDateTime(Date.parse(e.createdAt));
     const base: Record<string, unknown> = { id: e.id, projectId: e.projectId, name: e.name, sessionId: e.sessionId ?? '', createdAt, timestamp: createdAt };
     for (const c of TEXT) if (e[c] !== undefined) base[c] = e[c];
-    optimised.push(JSON.stringify({ ...base, latitude: e.latitude ?? null, longitude: e.longitude ?? null, properties: toDots(e.properties ?? {}), duration: f.duration, screenViews: f.screenViews }));
+    optimised.push(JSON.stringify({ ...base, latitude: e.latitude ?? null, longitude: e.longitude ?? null, properties: toDots(e.properties ?? {}), duration: f.duration, screenViews: f.screenViews, engagedMs: f.engaged }));
     const text: Record<string, string> = {};
     for (const [k, v] of Object.entries(base)) text[k] = String(v);
     naive.push(
@@ -69,6 +70,7 @@ export function rowsFor(events: readonly GeneratedEvent[], timeoutMs: number): {
         properties: JSON.stringify(e.properties ?? {}),
         duration: f.duration === null ? '' : String(f.duration),
         screenViews: String(f.screenViews),
+        engagedMs: f.engaged === null ? '' : String(f.engaged),
       }),
     );
   }
