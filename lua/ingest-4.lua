@@ -99,7 +99,7 @@ local function appendEvent(S, t, m, kind, path)
     end
   end
   if kind == V then
-    setEmit(S, m, INF)
+    -- the new tail boundary, not settled: held in no set (includes/held.lua)
     if not M[ENTRY_T] then M[ENTRY_PATH], M[ENTRY_T], M[ENTRY_MEMBER] = path, t, m end
     M[EXIT_PATH], M[EXIT_T], M[EXIT_MEMBER] = path, t, m
   elseif kind == E then
@@ -120,7 +120,7 @@ local function insertEvent(S, t, m, kind, path)
     setEmit(S, m, now + C.grace)
     noteSessionEnd(S, t, m, now)
   elseif kind == V then
-    schedule(S, m, t, now)
+    schedule(S, m, t, now, INF)
     keepExtreme(M, ENTRY_T, t, m, path, true)
     keepExtreme(M, EXIT_T, t, m, path, false)
   end
@@ -133,7 +133,8 @@ local function insertEvent(S, t, m, kind, path)
     prev = s
     local k = kindOf(b)
     if k == V then
-      if heldAt(S, b) then schedule(S, b, s, now) else isLate = true end
+      local at = heldAt(S, b)
+      if at then schedule(S, b, s, now, at) else isLate = true end
     end
     return isBoundary(k)
   end)

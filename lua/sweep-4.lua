@@ -55,7 +55,14 @@ local rows, sessionRows, dueEntries, done = {}, {}, {}, {}
 -- session order; returns whether any was.
 local function emitDue(S, closing)
   local list
-  if closing then list = redis.call('ZRANGE', S.p, 0, -1) else list = redis.call('ZRANGEBYSCORE', S.p, '-inf', now) end
+  local M = S.M
+  if closing then
+    list = redis.call('ZRANGE', S.p, 0, -1)
+    -- the unsettled tail screen_view (includes/held.lua) gets its D2 duration or NULL
+    if M[TAIL_HELD] and kindOf(M[TAIL_BOUNDARY]) == V then list[#list + 1] = M[TAIL_BOUNDARY] end
+  else
+    list = redis.call('ZRANGEBYSCORE', S.p, '-inf', now)
+  end
   if #list == 0 then return false end
   local times = sendSliced('ZMSCORE', S.z, list)
   local order = {}
@@ -63,7 +70,6 @@ local function emitDue(S, closing)
   table.sort(order, function(x, y) return earlier(x[2], x[1], y[2], y[1]) end)
   for i, o in ipairs(order) do list[i] = o[1] end
   local payloads = sendSliced('HMGET', S.h, list)
-  local M = S.M
   for i, o in ipairs(order) do
     local m, t = o[1], o[2]
     local duration, views, engaged

@@ -81,10 +81,15 @@ local function endFigures(S, t, m)
   return t - first, views
 end
 
--- (Re)computes whether the held screen_view m is settled: emitted graceMs
--- from now when settled, held without an emit time otherwise.
-local function schedule(S, m, t, now)
-  if viewFigures(S, t, m) then setEmit(S, m, now + C.grace) else setEmit(S, m, INF) end
+-- (Re)computes whether the screen_view m, held with emit time `current` (INF
+-- while not settled, as a new one), is settled: emitted graceMs from now when
+-- settled (re-settling restarts the grace), held without an emit time otherwise.
+local function schedule(S, m, t, now, current)
+  if viewFigures(S, t, m) then
+    setEmit(S, m, now + C.grace)
+  elseif current ~= INF then
+    setEmit(S, m, INF)
+  end
 end
 
 -- The nearest boundary at or before the event (t, m), with no idle gap in
@@ -118,11 +123,8 @@ end
 -- or its finalisation deadline (reads the first row of p).
 local function dueAt(S)
   local at = closeAt(S.M)
-  local first = redis.call('ZRANGE', S.p, 0, 0, 'WITHSCORES')
-  if first[2] then
-    local e = emitTime(first[2])
-    if e < at then at = e end
-  end
+  local first = tonumber(redis.call('ZRANGE', S.p, 0, 0, 'WITHSCORES')[2])
+  if first and first < at then at = first end
   return at
 end
 

@@ -5,9 +5,8 @@
   A session (under the shard's hash tag, every key passed in KEYS) is
     z  ZSET  every known event of the session, held or emitted: member
              "<id>\t<kind>", score createdAt (ms); see includes/order.lua
-    p  ZSET  its held rows (screen_views and session_ends not yet emitted):
-             member -> buffer ms to emit it, 2^53 - 1 while its duration is
-             not settled; see includes/held.lua
+    p  ZSET  its settled held rows (screen_views and session_ends not yet
+             emitted): member -> buffer ms to emit it; see includes/held.lua
     h  HASH  '#state'  the state below, one MessagePack array
              '#facts'  the session fields of its earliest event (a JSON
                        object, for the sessions row), written only when an
@@ -23,7 +22,8 @@
     LAST_T, LAST_MEMBER  the last event in session order
     TAIL_BOUNDARY(_T)    the nearest boundary at or before the last event with
                          no idle gap between: the boundary an appended event settles
-    TAIL_HELD            whether that boundary is still held (not emitted)
+    TAIL_HELD            whether that boundary is still held (not emitted); a
+                         held tail screen_view is the one unsettled row
     END_MEMBER, END_ARRIVAL  the latest session_end and its arrival
     EMITTED_UP_TO        largest createdAt of an emitted boundary row
     FACTS_T, FACTS_MEMBER    the earliest event (whose fields are '#facts')

@@ -34,10 +34,14 @@ upgrade = function(S, packed, index)
   local held, schedule, ids, moved = old[HELD_05] or {}, {}, {}, {}
   for i = 1, #held, 3 do
     local m, at = held[i], held[i + 2]
-    if at < 0 then schedule[#schedule + 1] = int(UNSETTLED) else schedule[#schedule + 1] = int(at) end
-    schedule[#schedule + 1] = m
-    ids[#ids + 1] = idOf(m)
     if m == M[TAIL_BOUNDARY] then M[TAIL_HELD] = true end
+    -- settled rows go to p; the unsettled one is the tail boundary (held.lua),
+    -- and one that is not (never written by 0.5) is emitted at the next sweep
+    if at >= 0 or m ~= M[TAIL_BOUNDARY] then
+      schedule[#schedule + 1] = int(math.max(at, 0))
+      schedule[#schedule + 1] = m
+    end
+    ids[#ids + 1] = idOf(m)
   end
   sendSliced('ZADD', S.p, schedule)
   local payloads = sendSliced('HMGET', S.h, ids)

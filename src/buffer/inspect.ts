@@ -37,16 +37,16 @@ export interface HeldRow {
   emitAtMs: number | null;
 }
 
-/** The emit time lua/includes/held.lua gives a held row whose duration is not settled yet. */
-const UNSETTLED = 2 ** 53 - 1;
-
-/** A session's held rows from its sorted set p, as ZRANGE … WITHSCORES returns them (emit order). */
-export function heldRows(withScores: readonly string[]): HeldRow[] {
+/**
+ * A session's held rows (lua/includes/held.lua): the settled ones from its
+ * sorted set p, as ZRANGE … WITHSCORES returns them (emit order), then the
+ * unsettled one, its tail screen_view, when the state holds it.
+ */
+export function heldRows(withScores: readonly string[], state: Partial<Record<SessionStateField, string | number | true>> = {}): HeldRow[] {
   const out: HeldRow[] = [];
-  for (let i = 0; i + 1 < withScores.length; i += 2) {
-    const at = Number(withScores[i + 1]);
-    out.push({ member: withScores[i] as string, emitAtMs: at >= UNSETTLED ? null : at });
-  }
+  for (let i = 0; i + 1 < withScores.length; i += 2) out.push({ member: withScores[i] as string, emitAtMs: Number(withScores[i + 1]) });
+  const tail = state.tailBoundary;
+  if (state.tailHeld === true && typeof tail === 'string' && tail.endsWith('\tv')) out.push({ member: tail, emitAtMs: null });
   return out;
 }
 
@@ -96,7 +96,7 @@ export async function sessionView(redis: RedisClient, keys: BufferKeys, shards: 
   if (failed) throw failed[0] as Error;
   const hash = (replies[0]?.[1] ?? {}) as Record<string, Buffer>;
   const fields = sessionState(hash['#state']);
-  const held = heldRows((replies[2]?.[1] ?? []) as string[]);
+  const held = heldRows((replies[2]?.[1] ?? []) as string[], fields);
   const heldBy = new Map(held.map((r) => [r.member, r]));
   const events = orderedEvents((replies[1]?.[1] ?? []) as string[]).map((e): HeldEventView => {
     const view: HeldEventView = { id: e.id, createdAt: iso(e.createdAtMs), kind: KIND_NAMES[e.kind] ?? 'other', state: 'emitted' };

@@ -85,11 +85,13 @@ describe('ingest-4.lua', () => {
       { id: 'b', kind: 'v', createdAtMs: T0 + 5_000 },
       { id: 'c', kind: 'o', createdAtMs: T0 + 6_000 },
     ]);
-    expect(heldRows(await services.redis.zrange(k.p, '0', '-1', 'WITHSCORES'))).toEqual([
+    // the settled row is in p, the unsettled tail screen_view in the state only
+    expect(await services.redis.zrange(k.p, '0', '-1', 'WITHSCORES')).toEqual(['a\tv', String(T0 + 10_000)]);
+    const state = sessionState((await services.redis.hgetBuffer(k.h, '#state')) ?? undefined);
+    expect(heldRows(await services.redis.zrange(k.p, '0', '-1', 'WITHSCORES'), state)).toEqual([
       { member: 'a\tv', emitAtMs: T0 + 10_000 },
       { member: 'b\tv', emitAtMs: null },
     ]);
-    const state = sessionState((await services.redis.hgetBuffer(k.h, '#state')) ?? undefined);
     expect(state).toMatchObject({ lastArrival: T0, lastMember: 'c\to', tailBoundary: 'b\tv', tailHeld: true, entryPath: '"/page/a"', exitPath: '"/page/b"', views: 2 });
     await buffer.sweep(T0 + 10_001);
     const rows = await readyRows(services.redis, buffer);
@@ -125,8 +127,10 @@ describe('ingest-4.lua', () => {
     expect(await services.redis.hexists(k.h, '#index')).toBe(0);
     expect(await services.redis.zcard(k.z)).toBe(6);
     expect(await services.redis.pttl(k.z)).toBeGreaterThan(await services.redis.pttl(k.h));
-    // the row 0.5 still held ('d') and this call's are in p, their payloads under their members
-    expect((await services.redis.zrange(k.p, '0', '-1')).sort()).toEqual(['c\tv', 'd\tv', 'x\tv']);
+    // the rows 0.5 still held ('d') and this call's are held, their payloads under their members: the
+    // settled ones ('d' by 'c', 'x' by 'd') in p, the tail screen_view 'c' unsettled in the state
+    expect((await services.redis.zrange(k.p, '0', '-1')).sort()).toEqual(['d\tv', 'x\tv']);
+    expect(sessionState((await services.redis.hgetBuffer(k.h, '#state')) ?? undefined)).toMatchObject({ tailBoundary: 'c\tv', tailHeld: true });
     expect((await services.redis.hkeys(k.h)).sort()).toEqual(['#facts', '#state', 'c\tv', 'd\tv', 'x\tv']);
     await buffer.sweep(T0 + 11_000 + 1_800_000 + 20_001);
 
