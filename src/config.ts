@@ -4,6 +4,7 @@
  * Every problem is collected and reported in one `ConfigError`; messages name
  * the variable, the value (secrets redacted) and the expected form.
  */
+import { parseProxyTrust, type ProxyTrust } from './intake/proxy.js';
 import path from 'node:path';
 import { ConfigError } from './errors.js';
 
@@ -80,7 +81,13 @@ export interface Config {
   /** JSON file of the projects `serve` accepts (client ids, secrets, origins). @defaultValue unset */
   projectsFile: string | undefined;
   /** `serve` is behind a trusted proxy: client IP from X-Forwarded-For / x-client-ip, geo from its headers. @defaultValue false */
-  trustProxy: boolean;
+  /**
+   * The proxies in front of `serve` whose X-Forwarded-For is believed: a hop
+   * count (`TRUST_PROXY=1`: the one proxy that connects to the server; `true`
+   * means 1) or addresses and CIDR ranges (`10.0.0.0/8,127.0.0.1`); 0 or
+   * `false` believes none. @defaultValue 0
+   */
+  trustProxy: ProxyTrust;
   /** MaxMind `.mmdb` city or country database for geo from the client IP. @defaultValue unset */
   geoipDb: string | undefined;
   /** `serve` coalesces requests into one batch job of at most this many events... @defaultValue 100 */
@@ -143,6 +150,17 @@ class Reader {
     return value;
   }
 
+  proxyTrust(name: string): ProxyTrust {
+    const raw = this.env[name]?.trim();
+    if (raw === undefined || raw === '') return 0;
+    const parsed = parseProxyTrust(raw);
+    if (typeof parsed === 'string') {
+      this.problems.push(`${name}=${JSON.stringify(raw)}: ${parsed}`);
+      return 0;
+    }
+    return parsed;
+  }
+
   url(name: string, fallback: string | undefined, protocols: readonly string[]): string | undefined {
     const raw = this.env[name];
     if (raw === undefined || raw === '') return fallback;
@@ -201,7 +219,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     enqueueTimeoutMs: r.int('ENQUEUE_TIMEOUT_MS', 5_000, 100, 600_000),
     port: r.int('PORT', 3_000, 0, 65_535),
     projectsFile: r.string('EVENT_LENS_PROJECTS', '') || undefined,
-    trustProxy: r.bool('TRUST_PROXY', false),
+    trustProxy: r.proxyTrust('TRUST_PROXY'),
     geoipDb: r.string('GEOIP_DB', '') || undefined,
     intakeBatchMaxEvents: r.int('INTAKE_BATCH_MAX_EVENTS', 100, 1, 1_000),
     intakeBatchWindowMs: r.int('INTAKE_BATCH_WINDOW_MS', 5, 0, 10_000),

@@ -9,7 +9,9 @@
  * as it is, so `{"a.b": 1}` and `{"a": {"b": 1}}` flatten to the same key;
  * when one object produces the same flattened key twice, `toDots` rejects it
  * rather than silently keeping one value. `fromDots` splits on every dot, so
- * it returns `{"a": {"b": "1"}}` for both.
+ * it returns `{"a": {"b": "1"}}` for both. A key or string value holding NUL
+ * is rejected, as NUL is in every other field of an event (ClickHouse keeps
+ * it, but most tools that read the values end a string at it).
  *
  * Output objects have no prototype, so keys such as `__proto__` and
  * `constructor` are plain data and can never write to Object.prototype.
@@ -37,6 +39,9 @@ export interface DotsLimits {
   maxPropertyValueLength: number;
 }
 
+/** A key as an error message can show it: escaped as in JSON, at most 64 characters. */
+const printable = (key: string): string => JSON.stringify(key.slice(0, 64)).slice(1, -1);
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
   const proto: unknown = Object.getPrototypeOf(value);
@@ -60,8 +65,9 @@ export function toDots(input: unknown, field = 'properties', limits: DotsLimits 
       throw new DotsError(`${field}.${key}`, `value must be at most ${limits.maxPropertyValueLength} characters`);
     }
     if (!isWellFormed(key) || !isWellFormed(value)) {
-      throw new DotsError(`${field}.${JSON.stringify(key.slice(0, 64)).slice(1, -1)}`, 'key and value must be valid Unicode (a lone surrogate was found)');
+      throw new DotsError(`${field}.${printable(key)}`, 'key and value must be valid Unicode (a lone surrogate was found)');
     }
+    if (key.includes('\u0000') || value.includes('\u0000')) throw new DotsError(`${field}.${printable(key)}`, 'must not contain NUL characters (in its key or value)');
     if (Object.prototype.hasOwnProperty.call(out, key)) {
       throw new DotsError(`${field}.${key}`, 'key appears twice after flattening (a dotted key collides with a nested one)');
     }

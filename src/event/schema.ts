@@ -16,6 +16,8 @@ export const COUNTRY_PATTERN = /^([A-Za-z]{2})?$/;
 export const COORDINATE_LIMITS = { latitude: 90, longitude: 180 } as const;
 /** Earliest accepted `createdAt`: older values are almost certainly a unit mistake (seconds for ms). */
 export const MIN_CREATED_AT_MS = Date.UTC(2000, 0, 1);
+/** The latest instant a JavaScript date holds (+275760-09-13): epoch ms beyond it are no time at all. */
+export const MAX_CREATED_AT_MS = 8_640_000_000_000_000;
 /** The largest client-measured engaged slice a visibility event may carry (`visibleMs`), ms: one day. */
 export const MAX_VISIBLE_MS = 86_400_000;
 /** The only events that may carry `visibleMs`. */
@@ -172,5 +174,6 @@ export function parseCreatedAt(value: string | number): number | string {
     if (Number.isNaN(ms)) return 'is not a valid date';
   }
   if (ms < MIN_CREATED_AT_MS) return 'must not be before 2000-01-01T00:00:00Z (epoch seconds instead of milliseconds?)';
+  if (ms > MAX_CREATED_AT_MS) return `must be a time a date can hold (epoch milliseconds at most ${MAX_CREATED_AT_MS}; microseconds or nanoseconds instead of milliseconds?)`;
   return ms;
 }

@@ -24,6 +24,43 @@ const cut = (value: string | undefined, max: number): string | undefined => (val
 /** True for crawlers, monitors, headless fetchers and empty user agents. */
 export const isBot = (userAgent: string | undefined): boolean => !userAgent || isbot(userAgent);
 
+/** A program's own user agent: empty, or only `name/version` (`node`, `curl/8.1`, `@openpanel/sdk/1.3.1`). */
+export const isProgramAgent = (userAgent: string | undefined): boolean => !userAgent || /^[^\s/()]+(\/[^\s()]*)?$/.test(userAgent);
+
+/**
+ * Whether a user agent is a server rather than a visitor's browser or app,
+ * as OpenPanel decides it for callers with the secret: a program's own
+ * (isProgramAgent), or one in which no browser, no OS and no device are found.
+ * A backend that forwards its visitor's user agent is then treated as that
+ * visitor's browser.
+ */
+export function isServerAgent(userAgent: string | undefined): boolean {
+  if (isProgramAgent(userAgent)) return true;
+  const d = parseDevice(userAgent);
+  return d.browser === undefined && d.os === undefined && d.brand === undefined && d.model === undefined;
+}
+
+/** The SDK properties that override fields parsed from the user agent, by field. */
+export const DEVICE_OVERRIDES = {
+  __os: 'os',
+  __osVersion: 'osVersion',
+  __browser: 'browser',
+  __browserVersion: 'browserVersion',
+  __device: 'device',
+  __brand: 'brand',
+  __model: 'model',
+} as const satisfies Record<string, keyof DeviceFields>;
+
+/** Device fields with the overrides a caller sent (non-empty strings) in place of the parsed ones. */
+export function withOverrides(device: Readonly<DeviceFields>, properties: Readonly<Record<string, unknown>>): DeviceFields {
+  const out: Record<string, unknown> = { ...device };
+  for (const [key, field] of Object.entries(DEVICE_OVERRIDES)) {
+    const value = properties[key];
+    if (typeof value === 'string' && value !== '') out[field] = value.slice(0, 64);
+  }
+  return out as DeviceFields;
+}
+
 /**
  * Recently parsed user agents. Real traffic repeats a few thousand of them,
  * and a parse costs ~25 µs; a hit is a Map lookup. Oldest out first.

@@ -12,7 +12,7 @@ import { normalizeEvent } from '../event/normalize.js';
 import type { IncomingEvent } from '../queue/producer.js';
 import { parseDevice, type DeviceFields } from './device.js';
 import { geoFromDatabase, geoFromHeaders, type GeoFields } from './geo.js';
-import { clientIp } from './ids.js';
+import { clientAddress, trustsProxies, type ProxyTrust } from './proxy.js';
 
 /** What a request tells about its sender, read once per request. */
 export interface RequestContext {
@@ -26,7 +26,7 @@ export interface RequestContext {
 }
 
 export interface ContextOptions {
-  trustProxy: boolean;
+  trustProxy: ProxyTrust;
   geoip?: Pick<Reader<CityResponse>, 'get'> | undefined;
 }
 
@@ -35,8 +35,8 @@ const one = (v: string | string[] | undefined): string => (Array.isArray(v) ? (v
 /** Reads the sender's facts from a request's socket address and headers. */
 export function requestContext(socketIp: string | undefined, headers: IncomingHttpHeaders, options: ContextOptions, receivedAtMs = Date.now()): RequestContext {
   const userAgent = one(headers['user-agent']).slice(0, 1024);
-  const ip = clientIp(socketIp, headers, options.trustProxy);
-  const fromProxy = options.trustProxy ? geoFromHeaders(headers) : {};
+  const ip = clientAddress(socketIp, one(headers['x-forwarded-for']), options.trustProxy);
+  const fromProxy = trustsProxies(options.trustProxy) ? geoFromHeaders(headers) : {};
   const geo = fromProxy.country || !options.geoip ? fromProxy : { ...geoFromDatabase(options.geoip, ip), ...fromProxy };
   return { receivedAtMs, userAgent, ip, origin: one(headers.origin), device: parseDevice(userAgent), geo };
 }

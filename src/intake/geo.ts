@@ -41,11 +41,24 @@ function first(headers: IncomingHttpHeaders, names: readonly string[], max: numb
   return undefined;
 }
 
-/** Geo from a trusted proxy's headers. Cloudflare's XX (unknown) and T1 (Tor) are not countries. */
+const regions = new Intl.DisplayNames(['en'], { type: 'region' });
+
+/**
+ * Whether `code` is an ISO 3166-1 alpha-2 country (or a code in common use for
+ * one, such as XK) as the runtime's ICU names it: Cloudflare's XX (unknown)
+ * and T1 (Tor), ZZ and unassigned pairs are not.
+ */
+export function isCountryCode(code: string): boolean {
+  if (!/^[A-Z]{2}$/.test(code) || code === 'XX' || code === 'T1') return false;
+  const name = regions.of(code);
+  return name !== undefined && name !== code && name !== 'Unknown Region';
+}
+
+/** Geo from a trusted proxy's headers; a country that is none (ZZ, XX, T1, unassigned) is left out. */
 export function geoFromHeaders(headers: IncomingHttpHeaders): GeoFields {
   const country = first(headers, COUNTRY, 2)?.toUpperCase();
   const fields: GeoFields = {};
-  if (country && /^[A-Z]{2}$/.test(country) && country !== 'XX' && country !== 'T1') fields.country = country;
+  if (country && isCountryCode(country)) fields.country = country;
   const region = first(headers, REGION, 256);
   const city = first(headers, CITY, 256);
   if (region) fields.region = region;

@@ -26,6 +26,8 @@ export interface ResolveInput {
   fingerprint: Fingerprint;
   /** The event's time (epoch ms): a session is live if its last event is less than the timeout before it. */
   atMs: number;
+  /** The receive time (epoch ms): its UTC day and the one before name the salts, whatever day the event is from. */
+  nowMs: number;
   /** Ids the client sent; they win over derived ones. */
   deviceId?: string | undefined;
   sessionId?: string | undefined;
@@ -62,7 +64,8 @@ export class Identity {
       today = yesterday = input.deviceId;
       bucket = deviceBucket({ ...f, userAgent: input.deviceId, ip: '', origin: '' });
     } else {
-      const [d0, d1] = saltDays(atMs);
+      // only today's and yesterday's salts ever exist: a client cannot make more with old or future events
+      const [d0, d1] = saltDays(input.nowMs);
       const [s0, s1] = await Promise.all([this.salt(d0), this.salt(d1)]);
       today = deviceIdFor(f, s0);
       yesterday = deviceIdFor(f, s1);

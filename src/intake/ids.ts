@@ -1,6 +1,6 @@
 /**
- * The pure parts of visitor identity (DESIGN §7): the client IP, the daily
- * device id and the UTC days whose salts recognise a visitor. The Redis parts
+ * The pure parts of visitor identity (DESIGN §7): the daily device id and the
+ * UTC days whose salts recognise a visitor (the client's address is proxy.ts's). The Redis parts
  * (salts, the session decision) are in identity.ts.
  *
  *   deviceId = sha256(userAgent, ip, origin, projectId, salt of the day)[0..32 hex]
@@ -11,7 +11,6 @@
  * midnight keeps its device id and its session.
  */
 import { createHash } from 'node:crypto';
-import type { IncomingHttpHeaders } from 'node:http';
 
 export interface Fingerprint {
   userAgent: string;
@@ -35,25 +34,3 @@ export const deviceIdFor = (f: Fingerprint, salt: string): string => digest([f.u
 
 /** The 256-way bucket of a fingerprint, without salt: the hash tag of its session records. */
 export const deviceBucket = (f: Fingerprint): string => digest([f.userAgent, f.ip, f.origin, f.projectId]).slice(0, 2);
-
-const header = (headers: IncomingHttpHeaders, name: string): string | undefined => {
-  const value = headers[name];
-  return (Array.isArray(value) ? value[0] : value)?.trim() || undefined;
-};
-
-/** `::ffff:1.2.3.4` is the IPv4 client of a dual-stack socket. */
-const plain = (ip: string): string => ip.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
-
-/**
- * The client's IP: the socket's peer, or, only when the server is behind a
- * proxy the operator trusts (TRUST_PROXY), `x-client-ip` or the first
- * (client-most) address of `X-Forwarded-For`. Without TRUST_PROXY these
- * headers are ignored: any client can send them.
- */
-export function clientIp(socketIp: string | undefined, headers: IncomingHttpHeaders, trustProxy: boolean): string {
-  if (trustProxy) {
-    const forwarded = header(headers, 'x-client-ip') ?? header(headers, 'x-forwarded-for')?.split(',')[0]?.trim();
-    if (forwarded) return plain(forwarded).slice(0, 64);
-  }
-  return plain(socketIp ?? '');
-}

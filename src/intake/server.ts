@@ -13,20 +13,26 @@
  * graceful close that waits for in-flight requests) with a maintained CORS
  * plugin; MIT.
  */
+import { isUtf8 } from 'node:buffer';
+import type { Socket } from 'node:net';
+import { PassThrough, type Readable } from 'node:stream';
 import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { CityResponse, Reader } from 'maxmind';
 import type { Logger } from '../ops/log.js';
 import type { IncomingEvent } from '../queue/producer.js';
 import type { Coalescer } from '../ops/coalescer.js';
-import { isBot } from './device.js';
+import { isBot, isProgramAgent, isServerAgent, withOverrides } from './device.js';
+import { geoFromDatabase } from './geo.js';
 import { nativeEvent, ndjsonItems, type RawItem } from './events.js';
 import { rejectReason, requestContext, type RequestContext } from './enrich.js';
 import type { IntakeGate } from './gate.js';
 import type { Identity, VisitorIds } from './identity.js';
 import type { IntakeMetrics } from './metrics.js';
 import { allowsOrigin, secretMatches, type Project, type Projects } from './projects.js';
+import { plainIp, type ProxyTrust } from './proxy.js';
 import { clientIds, pageOrigin, parseTrackBody, TrackError, trackEvent } from './track.js';
+import { hostedTracker } from './tracker.js';
 
 export interface IntakeServerOptions {
   projects: Projects;
@@ -36,7 +42,7 @@ export interface IntakeServerOptions {
   metrics: IntakeMetrics;
   log: Logger;
   maxFutureMs: number;
-  trustProxy: boolean;
+  trustProxy: ProxyTrust;
   geoip?: Pick<Reader<CityResponse>, 'get'> | undefined;
   /** Largest body read, in bytes (413 above). */
   bodyLimit: number;
@@ -56,6 +62,59 @@ class HttpError extends Error {
   ) {
     super(message);
   }
+
+  /** What fastify reads on errors raised while a body is read. */
+  get statusCode(): number {
+    return this.status;
+  }
+}
+
+/** The most a request body is read before the connection is given up (a body over the limit is read and dropped up to it). */
+const drainCap = (limit: number): number => Math.max(16 * limit, 16 * 1_048_576);
+
+/**
+ * The body stream with the limit applied: past `limit` bytes the rest is read
+ * and dropped, and the stream fails with a 413 once the client has sent it
+ * all, so the client, which may write its whole body before it reads, gets the
+ * answer instead of a reset. Past `drainCap` the connection is given up.
+ */
+function limitBody(source: Readable, limit: number): Readable {
+  const out = new PassThrough();
+  // fastify listens once it reads the body; before that (a request it will not parse), an error must not crash
+  out.on('error', () => {});
+  let seen = 0;
+  source.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > drainCap(limit)) {
+      source.destroy();
+      out.destroy(new HttpError(413, `body: must be at most ${limit} bytes`));
+    } else if (seen <= limit) {
+      out.write(chunk);
+    }
+  });
+  source.on('end', () => (seen > limit ? out.destroy(new HttpError(413, `body: must be at most ${limit} bytes`)) : out.end()));
+  source.on('error', (err) => out.destroy(err));
+  return out;
+}
+
+/** A request body as text, refused when it is not valid UTF-8 (it would be stored with U+FFFD in place of the bytes). */
+function utf8(body: Buffer): string {
+  if (!isUtf8(body)) throw new HttpError(400, 'body: must be valid UTF-8');
+  return body.toString('utf8');
+}
+
+/** Answers a request Node's HTTP parser refused (oversized headers, broken framing) with a JSON error, as every other answer. */
+function clientError(err: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'headers: must be at most 16 KiB in all']
+      : [400, 'Bad Request', `request: malformed HTTP (${err.code ?? err.message})`];
+  const body = JSON.stringify({ error: message });
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
 
 const header = (req: FastifyRequest, name: string): string | undefined => {
@@ -64,10 +123,11 @@ const header = (req: FastifyRequest, name: string): string | undefined => {
 };
 
 /**
- * Which project a request is for, checked as DESIGN §7 says, and whether it is
- * a server-side caller (it presented the secret); throws 401 or 403.
+ * Which project a request is for, checked as DESIGN §7 says, and whether the
+ * caller presented the secret (a backend: it needs no origin, and may forward
+ * its visitor's address); throws 401 or 403.
  */
-function authenticate(req: FastifyRequest, projects: Projects, protocol: 'track' | 'native'): { project: Project; serverSide: boolean } {
+function authenticate(req: FastifyRequest, projects: Projects, protocol: 'track' | 'native'): { project: Project; withSecret: boolean } {
   const idHeader = protocol === 'track' ? 'openpanel-client-id' : header(req, 'x-client-id') ? 'x-client-id' : 'openpanel-client-id';
   const clientId = header(req, idHeader);
   if (!clientId) throw new HttpError(401, `${idHeader}: header required (the client id of a project)`);
@@ -75,20 +135,21 @@ function authenticate(req: FastifyRequest, projects: Projects, protocol: 'track'
   if (!project) throw new HttpError(401, `${idHeader}: unknown client id`);
   if (protocol === 'native') {
     const auth = header(req, 'authorization');
-    const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
+    // the scheme is case-insensitive (RFC 9110 §11.1)
+    const token = auth && /^bearer\s/i.test(auth) ? auth.slice(7).trim() : undefined;
     if (!token) throw new HttpError(401, 'authorization: header required (Bearer <clientSecret>)');
     if (!secretMatches(project, token)) throw new HttpError(401, 'authorization: wrong client secret');
-    return { project, serverSide: true };
+    return { project, withSecret: true };
   }
   const secret = header(req, 'openpanel-client-secret');
   if (secret !== undefined) {
     if (!secretMatches(project, secret)) throw new HttpError(401, 'openpanel-client-secret: wrong client secret');
-    return { project, serverSide: true }; // no origin needed
+    return { project, withSecret: true }; // no origin needed
   }
   const origin = header(req, 'origin');
   if (!origin) throw new HttpError(401, 'openpanel-client-secret: header required for a request without an Origin (server-side callers send the secret)');
   if (!allowsOrigin(project, origin)) throw new HttpError(403, `origin: ${origin.slice(0, 200)} is not allowed for this client id`);
-  return { project, serverSide: false };
+  return { project, withSecret: false };
 }
 
 export interface IntakeServer {
@@ -106,7 +167,11 @@ export function buildIntakeServer(o: IntakeServerOptions): IntakeServer {
   const closing = { value: false };
   const app = Fastify({
     logger: false,
-    bodyLimit: o.bodyLimit,
+    // the limit itself is limitBody's, which reads what is over it (fastify's own check answers before reading, and a client still writing gets a reset)
+    bodyLimit: drainCap(o.bodyLimit),
+    // a request without Host gets a JSON answer from the hook below instead of Node's empty 400
+    http: { requireHostHeader: false },
+    clientErrorHandler: clientError,
     // `__proto__` and `constructor` keys are data (DESIGN §1), stored as properties; nothing is merged into prototypes
     onProtoPoisoning: 'ignore',
     onConstructorPoisoning: 'ignore',
@@ -115,9 +180,37 @@ export function buildIntakeServer(o: IntakeServerOptions): IntakeServer {
   });
 
   const jsonParser = app.getDefaultJsonParser('ignore', 'ignore');
+  const json = (req: FastifyRequest, body: Buffer, done: (err: Error | null, body?: unknown) => void): void => {
+    try {
+      jsonParser(req, utf8(body), done);
+    } catch (err) {
+      done(err as Error);
+    }
+  };
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, json);
   // navigator.sendBeacon and no-cors fetches send JSON as text/plain
-  app.addContentTypeParser('text/plain', { parseAs: 'string' }, jsonParser);
-  app.addContentTypeParser('application/x-ndjson', { parseAs: 'string' }, (_req, body, done) => done(null, { ndjson: String(body) }));
+  app.addContentTypeParser('text/plain', { parseAs: 'buffer' }, json);
+  app.addContentTypeParser('application/x-ndjson', { parseAs: 'buffer' }, (_req, body: Buffer, done) => {
+    try {
+      done(null, { ndjson: utf8(body) });
+    } catch (err) {
+      done(err as Error);
+    }
+  });
+  app.addHook('preParsing', async (_req, _reply, payload) => limitBody(payload, o.bodyLimit));
+
+  // before CORS: a preflight from an origin no project allows is refused by name, not left to a 404
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.raw.httpVersion === '1.1' && req.headers.host === undefined) {
+      void reply.header('connection', 'close');
+      throw new HttpError(400, 'host: header required (HTTP/1.1)');
+    }
+    const origin = header(req, 'origin');
+    if (req.method === 'OPTIONS' && origin !== undefined && !o.projects.anyAllows(origin)) {
+      throw new HttpError(403, `origin: ${origin.slice(0, 200)} is not allowed for any client id`);
+    }
+  });
 
   void app.register(cors, {
     // preflights carry no client id: allow an origin any project allows; the request itself is checked per project
@@ -179,8 +272,24 @@ export function buildIntakeServer(o: IntakeServerOptions): IntakeServer {
 
   const context = (req: FastifyRequest): RequestContext => requestContext(req.socket.remoteAddress, req.headers, { trustProxy: o.trustProxy, geoip: o.geoip });
 
+  /**
+   * The request's context with what a caller says of its visitor: device
+   * overrides (`__os`, …), and from a caller with the secret the visitor's
+   * address (`__ip`, when it is one), whose geo then comes from the GeoIP
+   * database (the proxy's geo headers describe the backend, not the visitor).
+   */
+  const visitorContext = (ctx: RequestContext, properties: Record<string, unknown>, withSecret: boolean): RequestContext => {
+    const visitor: RequestContext = { ...ctx, device: withOverrides(ctx.device, properties) };
+    const ip = withSecret && typeof properties.__ip === 'string' ? plainIp(properties.__ip) : undefined;
+    if (ip) {
+      visitor.ip = ip;
+      visitor.geo = o.geoip ? geoFromDatabase(o.geoip, ip) : {};
+    }
+    return visitor;
+  };
+
   app.post('/track', async (req, reply) => {
-    const { project, serverSide } = authenticate(req, o.projects, 'track');
+    const { project, withSecret } = authenticate(req, o.projects, 'track');
     admit();
     let body;
     try {
@@ -192,9 +301,13 @@ export function buildIntakeServer(o: IntakeServerOptions): IntakeServer {
       }
       throw err;
     }
-    // a server-side caller (it has the secret) sends its own user agent and IP, not a visitor's:
-    // no bot check, no device, geo or IP fields, and no derived ids (it passes __deviceId / __sessionId)
-    const ctx = serverSide ? { ...context(req), userAgent: '', ip: '', device: {}, geo: {} } : context(req);
+    const ctx = visitorContext(context(req), body.properties, withSecret);
+    // a caller with the secret whose user agent is a server's (OpenPanel's rule, device.ts) speaks for itself:
+    // no bot check (a program's own user agent, such as node or curl, is not a crawler it forwards), no device,
+    // geo or IP fields, and no derived ids (it may pass __deviceId / __sessionId); one that forwards a
+    // visitor's user agent (and __ip) gets what that visitor's browser would get, bot check included
+    const serverSide = withSecret && (isProgramAgent(ctx.userAgent) || (!isBot(ctx.userAgent) && isServerAgent(ctx.userAgent)));
+    if (serverSide) Object.assign(ctx, { userAgent: '', ip: '', device: {}, geo: {} });
     if (!serverSide && isBot(ctx.userAgent)) {
       o.metrics.events.inc({ outcome: 'bot' });
       return reply.code(202).send({ deviceId: '', sessionId: '' });
@@ -210,7 +323,7 @@ export function buildIntakeServer(o: IntakeServerOptions): IntakeServer {
     const fingerprint = { userAgent: ctx.userAgent, ip: ctx.ip, origin: ctx.origin || pageOrigin(body) || '', projectId: project.projectId };
     const ids = serverSide
       ? { deviceId: given.deviceId ?? '', sessionId: given.sessionId ?? '' }
-      : await resolveIds({ fingerprint, atMs: ctx.receivedAtMs, ...given });
+      : await resolveIds({ fingerprint, atMs: ctx.receivedAtMs, nowMs: ctx.receivedAtMs, ...given });
     await enqueue([trackEvent(body, project.projectId, ctx, ids, o.maxFutureMs)]);
     return reply.code(200).send(ids);
   });
@@ -243,6 +356,8 @@ export function buildIntakeServer(o: IntakeServerOptions): IntakeServer {
           const ids = await resolveIds({
             fingerprint: { userAgent: event.userAgent ?? '', ip: event.ip ?? '', origin: event.origin ?? '', projectId: project.projectId },
             atMs: typeof event.createdAt === 'number' ? event.createdAt : Date.parse(event.createdAt),
+            // salts are today's and yesterday's at the receive time, whatever day the event is from
+            nowMs: receivedAtMs,
             deviceId: event.deviceId,
           });
           event.deviceId = ids.deviceId;
@@ -255,6 +370,14 @@ export function buildIntakeServer(o: IntakeServerOptions): IntakeServer {
     o.metrics.events.inc({ outcome: 'rejected' }, rejected.length);
     await enqueue(accepted);
     return reply.code(200).send({ accepted: accepted.length, rejected });
+  });
+
+  // the browser tracker: one script tag on a site, nothing else (tracker.ts)
+  app.get('/op1.js', async (req, reply) => {
+    const script = hostedTracker();
+    void reply.header('etag', script.etag).header('cache-control', script.cacheControl).header('access-control-allow-origin', '*');
+    if (req.headers['if-none-match'] === script.etag) return reply.code(304).send();
+    return reply.type('text/javascript; charset=utf-8').send(script.body);
   });
 
   app.get('/healthz', async () => 'ok\n');

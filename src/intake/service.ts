@@ -43,7 +43,7 @@ export async function startIntake(
   log: Logger,
   options: { host?: string; benchRoutes?: boolean } = {},
 ): Promise<IntakeService> {
-  const redis: RedisClient = createRedis(redisTarget(config), { enableOfflineQueue: false, commandTimeout: config.enqueueTimeoutMs, maxRetriesPerRequest: 1 });
+  const redis: RedisClient = createRedis(redisTarget(config), { enableOfflineQueue: false, commandTimeout: config.enqueueTimeoutMs, maxRetriesPerRequest: 1, enableAutoPipelining: false });
   let redisDown = false;
   redis.on('error', (err: Error) => {
     if (!redisDown) log.warn({ error: err.message }, 'Redis unreachable: answering 503 until it is back');

@@ -16,12 +16,16 @@
  *
  * SDK property keys the server consumes: `__path` (the page's full URL),
  * `__referrer`, `__timestamp` (the time of a queued event), `__deviceId` and
- * `__sessionId` (client-given ids, which win). `__title` and every other key
- * stay properties.
+ * `__sessionId` (client-given ids, which win), and from a caller with the
+ * secret that forwards its visitor, `__ip` (the visitor's address) and
+ * `__os`, `__osVersion`, `__browser`, `__browserVersion`, `__device`,
+ * `__brand`, `__model` (which win over the parsed user agent). `__title` and
+ * every other key stay properties.
  */
 import type { IncomingEvent } from '../queue/producer.js';
 import type { RequestContext } from './enrich.js';
 import { createdAtFrom, withoutKeys } from './enrich.js';
+import { DEVICE_OVERRIDES } from './device.js';
 import { parsePage } from './page.js';
 import { classifyReferrer } from './referrer.js';
 
@@ -35,7 +39,7 @@ export const UNSUPPORTED_TYPES: Readonly<Record<string, string>> = {
   replay: 'session replay is not stored by Event Lens',
 };
 
-const CONSUMED = new Set(['__path', '__referrer', '__timestamp', '__deviceId', '__sessionId']);
+const CONSUMED = new Set(['__path', '__referrer', '__timestamp', '__deviceId', '__sessionId', '__ip', ...Object.keys(DEVICE_OVERRIDES)]);
 
 /** A /track body that passed the protocol checks. */
 export type TrackBody =

@@ -25,6 +25,10 @@ export interface RedisServerHandle {
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Starts the server again on the same port and directory. */
   restart(): Promise<void>;
+  /** Freezes the server (SIGSTOP): connections stay open and nothing is answered, as with a hung server. */
+  pause(): void;
+  /** Thaws a paused server (SIGCONT). */
+  resume(): void;
   /** Stops the server and removes its directory. */
   stop(): Promise<void>;
 }
@@ -96,6 +100,8 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     dir,
     kill,
     restart: launch,
+    pause: () => child?.kill('SIGSTOP'),
+    resume: () => child?.kill('SIGCONT'),
     stop: async () => {
       await kill('SIGTERM');
       if (!options.dir) rmSync(dir, { recursive: true, force: true });

@@ -6,8 +6,9 @@
  * ClickHouse, to the rows.
  *
  * The page navigates with history.pushState three times with known waits,
- * then is closed, which makes it hidden: the visibility snippet
- * (src/intake/snippet.ts, the README's) sends `page_hidden` on
+ * then is closed, which makes it hidden. The page's only tracking is the
+ * script tag of the tracker `serve` hosts (`/op1.js`: OpenPanel's tracker and
+ * the visibility snippet, src/intake/tracker.ts), which sends `page_hidden` on
  * `visibilitychange`, and by D2 that event gives the last page its duration.
  * A second page is hidden for a measured while and shown again, which by E1
  * is taken out of its engaged time. Durations are measured by the server's receive times, so they
@@ -20,7 +21,7 @@
  * (dropped by the server). The browser context uses Chromium's own user agent
  * with that one word changed to `Chrome`, as a headed Chromium sends it.
  */
-import { readFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -30,13 +31,11 @@ import { OpenPanel } from '@openpanel/sdk';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openClickHouse, queryRows, type ClickHouse } from '../../../src/clickhouse/client.js';
-import { VISIBILITY_SNIPPET } from '../../../src/intake/snippet.js';
 import { freePort } from '../../../src/ops/redis-server.js';
 import { startProc, waitFor, waitReady, type Proc } from '../../helpers/processes.js';
 import { testRedis, type TestRedis } from '../../helpers/services.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const TRACKER = path.resolve(import.meta.dirname, '../../../node_modules/@openpanel/web/dist/src/tracker.global.js');
 const TOLERANCE_MS = 300;
 const WAITS_MS = [1_500, 2_200, 1_000, 1_800]; // on /, /two, /three, /four (the last until the page is hidden)
 const BROWSER_CLIENT = 'browser-client-e2e';
@@ -53,16 +52,10 @@ let apiUrl: string;
 let ch: ClickHouse;
 let browser: Browser;
 
-/** The test site: a single-page app that loads OpenPanel's script-tag tracker, and the tracker itself. */
+/** The test site: a single-page app whose only tracking is the one script tag of the tracker `serve` hosts. */
 function page(): string {
   return `<!doctype html><html><head><title>Event Lens e2e</title>
-<script>
-  window.op = window.op || function () { (window.op.q = window.op.q || []).push([].slice.call(arguments)); };
-  window.op('init', { apiUrl: ${JSON.stringify(apiUrl)}, clientId: ${JSON.stringify(BROWSER_CLIENT)}, trackScreenViews: true });
-  // the visibility snippet: page_hidden gives the last view its duration (D2), page_visible ends a hidden stretch (E1)
-  ${VISIBILITY_SNIPPET}
-</script>
-<script src="/op1.js" async></script>
+<script src="${apiUrl}/op1.js" data-client-id="${BROWSER_CLIENT}" async></script>
 </head><body><h1>shop</h1></body></html>`;
 }
 
@@ -84,13 +77,7 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: install Debian's package (apt-get install chromium; .ci/run does) or set CHROMIUM_PATH`);
   redis = await testRedis();
   dir = mkdtempSync(path.join(os.tmpdir(), 'event-lens-e2e-'));
-  const tracker = readFileSync(TRACKER);
-  site = http.createServer((req, res) => {
-    if (req.url === '/op1.js') {
-      res.writeHead(200, { 'content-type': 'text/javascript' });
-      res.end(tracker);
-      return;
-    }
+  site = http.createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/html' });
     res.end(page());
   });

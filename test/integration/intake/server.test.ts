@@ -219,6 +219,22 @@ describe('POST /v1/events', () => {
   });
 });
 
+describe('GET /op1.js', () => {
+  it("serves OpenPanel's tracker with its licence, the tag's init and the visibility snippet, with an ETag and Cache-Control, 304 when unchanged", async () => {
+    const r = await intake.app.inject({ method: 'GET', url: '/op1.js' });
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['content-type']).toBe('text/javascript; charset=utf-8');
+    expect(r.headers['cache-control']).toBe('public, max-age=3600, stale-while-revalidate=86400');
+    expect(r.body).toMatch(/@openpanel\/web \d+\.\d+\.\d+ tracker/);
+    expect(r.body).toContain('Permission is hereby granted, free of charge');
+    expect(r.body).toContain('d.clientId');
+    expect(r.body).toContain("'page_hidden' : 'page_visible'");
+    const again = await intake.app.inject({ method: 'GET', url: '/op1.js', headers: { 'if-none-match': String(r.headers.etag) } });
+    expect(again.statusCode).toBe(304);
+    expect(again.body).toBe('');
+  });
+});
+
 describe('CORS', () => {
   const preflight = (origin: string) =>
     intake.app.inject({
@@ -244,11 +260,11 @@ describe('identity', () => {
   it('keeps the device id and session of a visit that crosses midnight (yesterday’s salt is recognised)', async () => {
     const identity = new Identity(raw, new IntakeKeys(`${redis.prefix}-mid`), 1_800_000);
     const fingerprint = { userAgent: CHROME, ip: '203.0.113.9', origin: ORIGIN, projectId: 'shop' };
-    const before = await identity.resolve({ fingerprint, atMs: Date.UTC(2026, 11, 1, 23, 59, 30) });
-    const after = await identity.resolve({ fingerprint, atMs: Date.UTC(2026, 11, 2, 0, 0, 30) });
+    const before = await identity.resolve({ fingerprint, atMs: Date.UTC(2026, 11, 1, 23, 59, 30), nowMs: Date.UTC(2026, 11, 1, 23, 59, 30) });
+    const after = await identity.resolve({ fingerprint, atMs: Date.UTC(2026, 11, 2, 0, 0, 30), nowMs: Date.UTC(2026, 11, 2, 0, 0, 30) });
     expect(after).toEqual(before);
     // a new visit the next day (after the timeout) gets the new day's device id
-    const later = await identity.resolve({ fingerprint, atMs: Date.UTC(2026, 11, 2, 9, 0) });
+    const later = await identity.resolve({ fingerprint, atMs: Date.UTC(2026, 11, 2, 9, 0), nowMs: Date.UTC(2026, 11, 2, 9, 0) });
     expect(later.deviceId).not.toBe(before.deviceId);
     expect(later.sessionId).not.toBe(before.sessionId);
   });
@@ -257,16 +273,16 @@ describe('identity', () => {
     const identity = new Identity(raw, new IntakeKeys(`${redis.prefix}-to`), 60_000);
     const fingerprint = { userAgent: CHROME, ip: '203.0.113.10', origin: ORIGIN, projectId: 'shop' };
     const t = Date.UTC(2026, 11, 1, 10);
-    const s1 = await identity.resolve({ fingerprint, atMs: t });
-    expect((await identity.resolve({ fingerprint, atMs: t + 59_000 })).sessionId).toBe(s1.sessionId);
-    expect((await identity.resolve({ fingerprint, atMs: t + 59_000 + 59_000 })).sessionId).toBe(s1.sessionId);
-    expect((await identity.resolve({ fingerprint, atMs: t + 118_000 + 60_000 })).sessionId).not.toBe(s1.sessionId);
+    const s1 = await identity.resolve({ fingerprint, atMs: t, nowMs: t });
+    expect((await identity.resolve({ fingerprint, atMs: t + 59_000, nowMs: t + 59_000 })).sessionId).toBe(s1.sessionId);
+    expect((await identity.resolve({ fingerprint, atMs: t + 59_000 + 59_000, nowMs: t + 59_000 + 59_000 })).sessionId).toBe(s1.sessionId);
+    expect((await identity.resolve({ fingerprint, atMs: t + 118_000 + 60_000, nowMs: t + 118_000 + 60_000 })).sessionId).not.toBe(s1.sessionId);
   });
 
   it('agrees on one session for concurrent first requests of one visitor', async () => {
     const identity = new Identity(raw, new IntakeKeys(`${redis.prefix}-cc`), 60_000);
     const fingerprint = { userAgent: CHROME, ip: '203.0.113.11', origin: ORIGIN, projectId: 'shop' };
-    const all = await Promise.all(Array.from({ length: 20 }, () => identity.resolve({ fingerprint, atMs: Date.UTC(2026, 11, 1, 10) })));
+    const all = await Promise.all(Array.from({ length: 20 }, () => identity.resolve({ fingerprint, atMs: Date.UTC(2026, 11, 1, 10), nowMs: Date.UTC(2026, 11, 1, 10) })));
     expect(new Set(all.map((r) => r.sessionId)).size).toBe(1);
     // every key the intake writes carries a TTL
     const keys = await raw.keys(`${redis.prefix}-cc:*`);

@@ -41,6 +41,26 @@ describe('normalizeEvent', () => {
     expect(normalizeEvent({ ...base, createdAt: '2024-02-29T10:00:00Z' }, opts).createdAtMs).toBe(Date.UTC(2024, 1, 29, 10));
   });
 
+  it('rejects epoch milliseconds beyond what a date holds with a ValidationError naming createdAt, for events and NDJSON lines', () => {
+    expect(reasons({ ...base, createdAt: 8_640_000_000_000_001 })).toMatch(/^createdAt: must be a time a date can hold/);
+    expect(reasons({ ...base, createdAt: 2 ** 53 - 1 })).toMatch(/^createdAt: /);
+    expect(() => normalizeLine(JSON.stringify({ ...base, createdAt: 8_640_000_000_000_001 }), opts)).toThrow(ValidationError);
+    // the largest that is a date is clamped like any other far-future time
+    expect(normalizeEvent({ ...base, createdAt: 8_640_000_000_000_000 }, opts)).toMatchObject({ createdAtMs: now, clamped: true });
+  });
+
+  it('rejects visibleMs out of its range or on an event that is no page_hidden / page_visible, and keeps a slice as sliceMs', () => {
+    expect(reasons({ ...base, name: 'page_hidden', visibleMs: -1 })).toMatch(/^visibleMs: must be a whole number of milliseconds/);
+    expect(reasons({ ...base, name: 'page_hidden', visibleMs: 1.5 })).toMatch(/^visibleMs: /);
+    expect(reasons({ ...base, name: 'click', visibleMs: 10 })).toBe('visibleMs: only page_hidden and page_visible events carry it (got "click")');
+    expect(normalizeEvent({ ...base, name: 'page_visible', visibleMs: 1_200 }, opts)).toMatchObject({ kind: 's', sliceMs: 1_200 });
+  });
+
+  it('refuses NUL in property keys and values, naming the property', () => {
+    expect(reasons({ ...base, properties: { 'a\u0000b': 'x' } })).toMatch(/^properties\.a\\u0000b: must not contain NUL characters/);
+    expect(reasons({ ...base, properties: { list: ['ok', 'no\u0000'] } })).toMatch(/^properties\.list\.1: must not contain NUL characters/);
+  });
+
   it('clamps a createdAt far in the future to the receive time and flags it', () => {
     const e = normalizeEvent({ ...base, createdAt: '2030-01-01T00:00:00Z' }, opts);
     expect(e.clamped).toBe(true);

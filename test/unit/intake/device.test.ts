@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isBot, parseDevice } from '../../../src/intake/device.js';
+import { isBot, isProgramAgent, isServerAgent, parseDevice, withOverrides } from '../../../src/intake/device.js';
 
 const CHROME_LINUX = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1';
@@ -32,5 +32,33 @@ describe('isBot', () => {
 
   it('lets real browsers through', () => {
     for (const ua of [CHROME_LINUX, IPHONE, IPAD, PIXEL]) expect(isBot(ua)).toBe(false);
+  });
+});
+
+describe('isServerAgent and isProgramAgent (who speaks for itself among callers with the secret)', () => {
+  it("takes a program's own name/version, or a user agent with no browser, OS or device, for a server", () => {
+    for (const ua of ['', 'node', 'undici', 'curl/8.1.2', '@openpanel/sdk/1.3.1', 'Go-http-client/1.1']) {
+      expect(isProgramAgent(ua), ua).toBe(true);
+      expect(isServerAgent(ua), ua).toBe(true);
+    }
+    expect(isServerAgent('Mozilla/5.0 (compatible; SomeService)')).toBe(true);
+  });
+
+  it("takes a browser's or an app's user agent for a visitor", () => {
+    for (const ua of [
+      'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
+      'Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1',
+      'MyApp/1.0 (iPhone; iOS 17.0; Scale/3.00)',
+    ]) {
+      expect(isServerAgent(ua), ua).toBe(false);
+      expect(isProgramAgent(ua), ua).toBe(false);
+    }
+  });
+});
+
+describe('withOverrides', () => {
+  it('puts the non-empty __os … __model properties in place of the parsed fields, cut to the field limit', () => {
+    const parsed = parseDevice('Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36');
+    expect(withOverrides(parsed, { __os: 'Android', __osVersion: '', __model: 'x'.repeat(100), other: 'kept out' })).toEqual({ ...parsed, os: 'Android', model: 'x'.repeat(64) });
   });
 });
