@@ -19,6 +19,12 @@ export class IntakeMetrics {
     labelNames: ['outcome'],
     registers: [this.registry],
   });
+  readonly botSignals = new Counter({
+    name: 'event_lens_intake_bot_signals_total',
+    help: 'Bot signals seen by event-lens serve, by reason (user-agent, webdriver, no-fetch-metadata, no-client-hints) and action (drop, flag)',
+    labelNames: ['reason', 'action'],
+    registers: [this.registry],
+  });
   readonly enqueueSeconds = new Histogram({
     name: 'event_lens_enqueue_duration_seconds',
     help: 'Time from a request being ready to enqueue until Redis acknowledged its batch (includes the coalescing window)',

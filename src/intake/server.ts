@@ -22,6 +22,7 @@ import type { CityResponse, Reader } from 'maxmind';
 import type { Logger } from '../ops/log.js';
 import type { IncomingEvent } from '../queue/producer.js';
 import type { Coalescer } from '../ops/coalescer.js';
+import { BOT_REASONS_PROPERTY, botVerdict, isSecureRequest } from './bots.js';
 import { isBot, isProgramAgent, isServerAgent, withOverrides } from './device.js';
 import { geoFromDatabase } from './geo.js';
 import { nativeEvent, ndjsonItems, type RawItem } from './events.js';
@@ -30,7 +31,7 @@ import type { IntakeGate } from './gate.js';
 import type { Identity, VisitorIds } from './identity.js';
 import type { IntakeMetrics } from './metrics.js';
 import { allowsOrigin, secretMatches, type Project, type Projects } from './projects.js';
-import { plainIp, type ProxyTrust } from './proxy.js';
+import { plainIp, trustsProxies, type ProxyTrust } from './proxy.js';
 import { clientIds, pageOrigin, parseTrackBody, TrackError, trackEvent } from './track.js';
 import { hostedTracker } from './tracker.js';
 
@@ -308,9 +309,17 @@ export function buildIntakeServer(o: IntakeServerOptions): IntakeServer {
     // visitor's user agent (and __ip) gets what that visitor's browser would get, bot check included
     const serverSide = withSecret && (isProgramAgent(ctx.userAgent) || (!isBot(ctx.userAgent) && isServerAgent(ctx.userAgent)));
     if (serverSide) Object.assign(ctx, { userAgent: '', ip: '', device: {}, geo: {} });
-    if (!serverSide && isBot(ctx.userAgent)) {
-      o.metrics.events.inc({ outcome: 'bot' });
-      return reply.code(202).send({ deviceId: '', sessionId: '' });
+    else {
+      // a browser's request, or one a backend forwards: dropped or flagged by its bot signals (bots.ts)
+      const secure = !withSecret && isSecureRequest(req.headers, plainIp(req.socket.remoteAddress) ?? '', trustsProxies(o.trustProxy));
+      const verdict = botVerdict(ctx.userAgent, req.headers, body.properties, secure);
+      if (verdict.drop) {
+        o.metrics.botSignals.inc({ reason: verdict.drop, action: 'drop' });
+        o.metrics.events.inc({ outcome: 'bot' });
+        return reply.code(202).send({ deviceId: '', sessionId: '' });
+      }
+      for (const reason of verdict.flags) o.metrics.botSignals.inc({ reason, action: 'flag' });
+      if (verdict.flags.length > 0) body.properties[BOT_REASONS_PROPERTY] = verdict.flags.join(',');
     }
     const given = clientIds(body);
     // checked before the ids are resolved, so a rejected request changes nothing in Redis

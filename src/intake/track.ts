@@ -19,8 +19,9 @@
  * `__sessionId` (client-given ids, which win), and from a caller with the
  * secret that forwards its visitor, `__ip` (the visitor's address) and
  * `__os`, `__osVersion`, `__browser`, `__browserVersion`, `__device`,
- * `__brand`, `__model` (which win over the parsed user agent). `__title` and
- * every other key stay properties.
+ * `__brand`, `__model` (which win over the parsed user agent), and
+ * `__webdriver` (a bot signal, bots.ts). `__title` and every other key stay
+ * properties.
  */
 import type { IncomingEvent } from '../queue/producer.js';
 import type { RequestContext } from './enrich.js';
@@ -39,7 +40,7 @@ export const UNSUPPORTED_TYPES: Readonly<Record<string, string>> = {
   replay: 'session replay is not stored by Event Lens',
 };
 
-const CONSUMED = new Set(['__path', '__referrer', '__timestamp', '__deviceId', '__sessionId', '__ip', ...Object.keys(DEVICE_OVERRIDES)]);
+const CONSUMED = new Set(['__path', '__referrer', '__timestamp', '__deviceId', '__sessionId', '__ip', '__webdriver', ...Object.keys(DEVICE_OVERRIDES)]);
 
 /** A /track body that passed the protocol checks. */
 export type TrackBody =

@@ -39,6 +39,8 @@ const START = `(function () {
     trackOutgoingLinks: d.trackOutgoingLinks === 'true',
     trackAttributes: d.trackAttributes === 'true'
   });
+  // an automated browser says so: a bot signal the server flags (src/intake/bots.ts)
+  if (navigator.webdriver) window.op('setGlobalProperties', { __webdriver: true });
 })();`;
 
 let built: HostedScript | undefined;

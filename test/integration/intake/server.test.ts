@@ -32,7 +32,16 @@ let intake: IntakeService;
 let queue: Queue;
 let raw: Redis;
 
-const browser = { 'content-type': 'application/json', 'openpanel-client-id': 'browser-client', origin: ORIGIN, 'user-agent': CHROME };
+// what Chromium sends with the SDK's fetch (fetch metadata and client hints: bots.ts reads them)
+const browser = {
+  'content-type': 'application/json',
+  'openpanel-client-id': 'browser-client',
+  origin: ORIGIN,
+  'user-agent': CHROME,
+  'sec-fetch-site': 'cross-site',
+  'sec-fetch-mode': 'cors',
+  'sec-ch-ua': '"Chromium";v="131"',
+};
 const native = { 'content-type': 'application/json', 'x-client-id': 'server-client', authorization: `Bearer ${SECRET}` };
 const screenView = (path: string, extra: Record<string, unknown> = {}) => ({
   type: 'track',
@@ -143,6 +152,23 @@ describe('POST /track', () => {
     expect(r.statusCode).toBe(202);
     expect(await queued()).toEqual([]);
     expect(await intake.metrics.registry.getSingleMetricAsString('event_lens_intake_events_total')).toMatch(/outcome="bot"} [1-9]/);
+    expect(await intake.metrics.registry.getSingleMetricAsString('event_lens_intake_bot_signals_total')).toMatch(/reason="user-agent",action="drop"} [1-9]/);
+  });
+
+  it('flags automation signals (webdriver, a Chromium without client hints or fetch metadata on a secure request) without dropping, counted by reason', async () => {
+    await queue.drain();
+    // inject comes from 127.0.0.1: a secure context, where Chromium sends sec-fetch-* and sec-ch-ua; a script posing as it does not
+    const { 'sec-fetch-site': _s, 'sec-fetch-mode': _m, 'sec-ch-ua': _c, ...scripted } = browser;
+    const r = await post('/track', scripted, screenView('/flagged', { __webdriver: true }));
+    expect(r.statusCode).toBe(200);
+    const [event] = await queued();
+    expect(event?.properties).toEqual({ __title: 'T', __botReasons: 'webdriver,no-fetch-metadata,no-client-hints' });
+    await queue.drain();
+    expect((await post('/track', browser, screenView('/real'))).statusCode).toBe(200);
+    expect((await queued())[0]?.properties).toEqual({ __title: 'T' });
+    const metric = await intake.metrics.registry.getSingleMetricAsString('event_lens_intake_bot_signals_total');
+    expect(metric).toMatch(/reason="webdriver",action="flag"} 1/);
+    expect(metric).toMatch(/reason="no-client-hints",action="flag"} [1-9]/);
   });
 
   it('makes identify an identify event with the traits', async () => {
