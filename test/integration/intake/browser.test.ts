@@ -31,6 +31,7 @@ import { OpenPanel } from '@openpanel/sdk';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openClickHouse, queryRows, type ClickHouse } from '../../../src/clickhouse/client.js';
+import { runReport } from '../../../src/clickhouse/reports.js';
 import { freePort } from '../../../src/ops/redis-server.js';
 import { startProc, waitFor, waitReady, type Proc } from '../../helpers/processes.js';
 import { testRedis, type TestRedis } from '../../helpers/services.js';
@@ -256,6 +257,34 @@ describe('the real SDKs end to end', () => {
     expect(Math.abs(Number(second.engagedMs) - (closedAt - secondAt))).toBeLessThan(TOLERANCE_MS);
     expect(second.engagedMs).toBe(second.duration);
   }, 90_000);
+
+  it('@openpanel/sdk from a Node backend forwarding its visitor: pages with durations in the pages report', async () => {
+    const visitor = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1';
+    const op = new OpenPanel({ clientId: SERVER_CLIENT, clientSecret: SECRET, apiUrl });
+    op.api.addHeader('user-agent', visitor);
+    const page = (path: string) => ({ __path: `https://backend.example${path}`, __ip: '203.0.113.77' });
+    await op.track('screen_view', page('/server-a'));
+    await sleep(1_200);
+    await op.track('screen_view', page('/server-b'));
+    await sleep(700);
+    await op.track('page_hidden', page('/server-b'));
+    const report = await waitFor(
+      'both pages with durations in the pages report',
+      async () => {
+        const rows = await runReport(ch, 'pages', { projectId: 'e2e', from: '2000-01-01', to: '2999-12-31', where: [{ field: 'path', operator: 'startsWith', value: '/server-' }], limit: 10 });
+        return rows.length === 2 && rows.every((r) => r.avg_time_on_page_s !== null) ? rows : undefined;
+      },
+      40_000,
+      250,
+    );
+    const seconds = Object.fromEntries(report.map((r) => [r.path, Number(r.avg_time_on_page_s)]));
+    console.info(`server-side e2e: pages report ${JSON.stringify(report)}`);
+    expect(seconds['/server-a']).toBeGreaterThanOrEqual(1.1);
+    expect(seconds['/server-b']).toBeGreaterThanOrEqual(0.6);
+    const [row] = await queryRows<{ deviceId: string; sessionId: string; os: string; ip: string }>(ch, `SELECT deviceId, sessionId, os, ip FROM event_lens.events WHERE path = '/server-a'`);
+    expect(row).toMatchObject({ os: 'iOS', ip: '203.0.113.77' });
+    expect(row?.deviceId).toMatch(/^[0-9a-f]{32}$/);
+  }, 60_000);
 
   it('@openpanel/sdk from Node: track and identify give an events row and a profiles row', async () => {
     const op = new OpenPanel({ clientId: SERVER_CLIENT, clientSecret: SECRET, apiUrl });
