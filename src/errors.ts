@@ -104,15 +104,6 @@ export const CLICKHOUSE_DATA_ERRORS: ReadonlySet<string> = new Set([
   'VIOLATED_CONSTRAINT', // a row breaking a table CONSTRAINT: the same row fails again until the constraint changes
 ]);
 
-/** Classifies a failed ClickHouse insert: retryable unless its error type names the data. */
-export function classifyClickHouseError(err: unknown): ClickHouseWriteError {
-  const type = (err as { type?: unknown } | null)?.type;
-  // without a type the failure never reached the server's parser (network, timeout): retry
-  const retryable = typeof type === 'string' ? !CLICKHOUSE_DATA_ERRORS.has(type) : !(err instanceof ValidationError);
-  const message = err instanceof Error ? err.message : String(err);
-  return new ClickHouseWriteError(`insert failed: ${message.slice(0, 500)}${typeof type === 'string' ? ` (${type})` : ''}`, retryable, { cause: err });
-}
-
 const RETRYABLE_NODE_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -125,23 +116,51 @@ const RETRYABLE_NODE_CODES = new Set([
 ]);
 
 /**
- * The one table of what is worth retrying: network failures, Redis loading /
- * OOM / failover answers, and ClickHouse errors that are not about the data
- * (classifyClickHouseError). Validation, config and migration errors are not.
+ * What a failure is, for every caller that decides whether to try again (the
+ * one table: the worker's held jobs, the flusher's inserts, the producer):
+ *
+ *   transient      passes by itself: the network, a Redis restart, failover or
+ *                  load (LOADING, BUSY, TRYAGAIN, CLUSTERDOWN, MASTERDOWN,
+ *                  READONLY), a timeout, a ClickHouse error that is not about
+ *                  the data (authentication, a missing table, a full disk…)
+ *   out-of-memory  Redis at maxmemory under noeviction: passes once memory is
+ *                  freed, and taking more work meanwhile makes it worse
+ *   data           the event or the rows are wrong and will fail again
+ *                  (ValidationError, CLICKHOUSE_DATA_ERRORS)
+ *   permanent      everything else: configuration, migrations, bugs
+ *
+ * A wrapping EventLensError is what its cause is.
  */
-export function isRetryable(err: unknown): boolean {
-  if (err instanceof ValidationError || err instanceof ConfigError || err instanceof MigrationError) {
-    return false;
-  }
-  if (err instanceof ClickHouseWriteError) return err.retryable;
-  if (!(err instanceof Error)) return false;
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code !== undefined && RETRYABLE_NODE_CODES.has(code)) return true;
+export type FailureKind = 'transient' | 'out-of-memory' | 'data' | 'permanent';
+
+export function failureKind(err: unknown): FailureKind {
+  if (err instanceof ValidationError) return 'data';
+  if (err instanceof ConfigError || err instanceof MigrationError) return 'permanent';
+  if (err instanceof ClickHouseWriteError) return err.retryable ? 'transient' : 'data';
+  if (!(err instanceof Error)) return 'permanent';
+  const type = (err as { type?: unknown }).type;
+  if (typeof type === 'string') return CLICKHOUSE_DATA_ERRORS.has(type) ? 'data' : 'transient';
   const msg = err.message;
-  if (/^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|OOM)\b/.test(msg)) return true;
-  if (/Connection is closed|socket hang up|timeout/i.test(msg)) return true;
-  if (err instanceof EventLensError && err.cause !== undefined) return isRetryable(err.cause);
-  return false;
+  if (/\bOOM command not allowed\b/.test(msg)) return 'out-of-memory';
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== undefined && RETRYABLE_NODE_CODES.has(code)) return 'transient';
+  if (/^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY)\b/.test(msg)) return 'transient';
+  if (/Connection is closed|aborted due to connection close|socket hang up|timed? ?out|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT/i.test(msg)) return 'transient';
+  if (err instanceof EventLensError && err.cause !== undefined) return failureKind(err.cause);
+  return 'permanent';
+}
+
+/** Whether trying the same call again later can succeed (transient failures; out-of-memory has its own handling). */
+export const isRetryable = (err: unknown): boolean => failureKind(err) === 'transient';
+
+/** Redis refused a write because it is at maxmemory under noeviction. */
+export const isOutOfMemory = (err: unknown): boolean => failureKind(err) === 'out-of-memory';
+
+/** Classifies a failed ClickHouse insert: retryable unless its error names the data. */
+export function classifyClickHouseError(err: unknown): ClickHouseWriteError {
+  const type = (err as { type?: unknown } | null)?.type;
+  const message = err instanceof Error ? err.message : String(err);
+  return new ClickHouseWriteError(`insert failed: ${message.slice(0, 500)}${typeof type === 'string' ? ` (${type})` : ''}`, failureKind(err) !== 'data', { cause: err });
 }
 
 /**
@@ -151,21 +170,4 @@ export function isRetryable(err: unknown): boolean {
 export function backoffMs(attempt: number, baseMs = 100, maxMs = 30_000, random = Math.random): number {
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
   return Math.floor(random() * ceiling);
-}
-
-/** Redis refused a write because it is at maxmemory under noeviction ("OOM command not allowed ..."). */
-export function isOutOfMemory(err: unknown): boolean {
-  return err instanceof Error && /\bOOM command not allowed\b/.test(err.message);
-}
-
-/**
- * A Redis failure that passes by itself: the connection dropped or was refused
- * (a restart, a failover), or the server is still loading its data. Retrying
- * the same call is safe for the buffer's scripts (ids are deduplicated).
- */
-export function isTransientRedisError(err: unknown): boolean {
-  return (
-    err instanceof Error &&
-    /Connection is closed|aborted due to connection close|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|^LOADING\b|script \w+: LOADING|TRYAGAIN|CLUSTERDOWN|MASTERDOWN/.test(err.message)
-  );
 }

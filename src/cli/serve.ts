@@ -33,7 +33,7 @@ export function registerServe(program: Command): void {
           }, config.enqueueTimeoutMs + 5_000);
           deadline.unref();
           service.stop().then(resolve, (err: Error) => {
-            log.error({ error: err.message }, 'stop failed');
+            log.error({ err }, 'stop failed');
             process.exit(1);
           });
         };

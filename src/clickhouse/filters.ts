@@ -6,6 +6,7 @@
  * checked against the events columns; property keys are parameters too, so
  * any key (quotes, backslashes, braces, NUL, very long) is just data.
  */
+import { EventLensError } from '../errors.js';
 
 export const FILTER_OPERATORS = ['is', 'isNot', 'contains', 'startsWith', 'regex', 'gt', 'lt', 'exists'] as const;
 export type FilterOperator = (typeof FILTER_OPERATORS)[number];
@@ -32,10 +33,9 @@ export const FILTER_COLUMNS = new Set([
 ]);
 
 /** A filter that cannot be built, with what was wrong. */
-export class FilterError extends Error {
+export class FilterError extends EventLensError {
   constructor(message: string) {
-    super(message);
-    this.name = 'FilterError';
+    super('FILTER_INVALID', message);
   }
 }
 

@@ -16,19 +16,19 @@
  * Output objects have no prototype, so keys such as `__proto__` and
  * `constructor` are plain data and can never write to Object.prototype.
  */
+import { EventLensError } from '../errors.js';
 import { isWellFormed, LIMITS } from './limits.js';
 
 /** Flattened properties: a prototype-free record of string values. */
 export type DottedProperties = Record<string, string>;
 
 /** Thrown by toDots with the dotted path of the offending property. */
-export class DotsError extends Error {
+export class DotsError extends EventLensError {
   constructor(
     readonly field: string,
     readonly rule: string,
   ) {
-    super(`${field}: ${rule}`);
-    this.name = 'DotsError';
+    super('PROPERTY_INVALID', `${field}: ${rule}`);
   }
 }
 

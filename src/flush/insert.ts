@@ -39,6 +39,12 @@ export interface InserterOptions {
   faults?: Faults | undefined;
 }
 
+/** Attempts of one insert before its error is raised, when the options name none. */
+const DEFAULT_MAX_ATTEMPTS = 8;
+
+/** How much of a rejected row's error message the systemic-failure error quotes. */
+const MESSAGE_EXCERPT_CHARS = 300;
+
 export class Inserter {
   constructor(
     private readonly ch: ClickHouse,
@@ -86,7 +92,7 @@ export class Inserter {
       } catch (err) {
         const retryable = err instanceof ClickHouseWriteError && err.retryable;
         metrics?.insertErrors.inc({ retryable: String(retryable) });
-        if (!retryable || attempt + 1 >= (this.options.maxAttempts ?? 8)) throw err;
+        if (!retryable || attempt + 1 >= (this.options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS)) throw err;
         await this.sleep(backoffMs(attempt));
       }
     }
@@ -102,7 +108,7 @@ export class Inserter {
     const dead = await this.bisect(table, token, rows);
     if (rows.length >= SYSTEMIC_MIN_ROWS && dead.length === rows.length) {
       throw new ClickHouseWriteError(
-        `insert failed: every one of the ${rows.length} rows was rejected on its own (${dead[0]?.error.slice(0, 300)}); treated as systemic and retried, not dead-lettered`,
+        `insert failed: every one of the ${rows.length} rows was rejected on its own (${dead[0]?.error.slice(0, MESSAGE_EXCERPT_CHARS)}); treated as systemic and retried, not dead-lettered`,
         true,
       );
     }

@@ -19,6 +19,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { CityResponse, Reader } from 'maxmind';
+import { EventLensError } from '../errors.js';
 import type { Logger } from '../ops/log.js';
 import type { IncomingEvent } from '../queue/producer.js';
 import type { Coalescer } from '../ops/coalescer.js';
@@ -56,12 +57,13 @@ export interface IntakeServerOptions {
 /** Seconds a client should wait before retrying a 429 or 503. */
 export const RETRY_AFTER_S = 5;
 
-class HttpError extends Error {
+/** An answer other than a success: its status and `<field>: <rule>` message, the body a client gets. */
+class HttpError extends EventLensError {
   constructor(
     readonly status: number,
     message: string,
   ) {
-    super(message);
+    super(`HTTP_${status}`, message);
   }
 
   /** What fastify reads on errors raised while a body is read. */
@@ -235,7 +237,7 @@ export function buildIntakeServer(o: IntakeServerOptions): IntakeServer {
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return fail(reply, 415, 'content-type: must be application/json, text/plain (JSON) or application/x-ndjson');
     if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return fail(reply, 400, 'body: must not be empty');
     if (err.statusCode === 400) return fail(reply, 400, `body: must be valid JSON (${err.message.slice(0, 200)})`);
-    o.log.error({ error: err.message.slice(0, 300), code: err.code }, 'request failed');
+    o.log.error({ err, code: err.code }, 'request failed');
     return fail(reply, 500, 'server: internal error');
   });
   app.setNotFoundHandler((req, reply) => fail(reply, 404, `route: ${req.method} ${req.url.split('?')[0]?.slice(0, 100)} does not exist`));
@@ -247,7 +249,7 @@ export function buildIntakeServer(o: IntakeServerOptions): IntakeServer {
   };
 
   const unavailable = (err: unknown): HttpError => {
-    o.log.warn({ error: (err as Error).message?.slice(0, 300) }, 'enqueue failed');
+    o.log.warn({ err }, 'enqueue failed');
     return new HttpError(503, 'redis: the events could not be queued; retry later');
   };
 

@@ -46,7 +46,7 @@ export async function startIntake(
   const redis: RedisClient = createRedis(redisTarget(config), { enableOfflineQueue: false, commandTimeout: config.enqueueTimeoutMs, maxRetriesPerRequest: 1, enableAutoPipelining: false });
   let redisDown = false;
   redis.on('error', (err: Error) => {
-    if (!redisDown) log.warn({ error: err.message }, 'Redis unreachable: answering 503 until it is back');
+    if (!redisDown) log.warn({ err }, 'Redis unreachable: answering 503 until it is back');
     redisDown = true;
   });
   redis.on('ready', () => {

@@ -23,6 +23,7 @@
  * `__webdriver` (a bot signal, bots.ts). `__title` and every other key stay
  * properties.
  */
+import { EventLensError } from '../errors.js';
 import type { IncomingEvent } from '../queue/producer.js';
 import type { RequestContext } from './enrich.js';
 import { createdAtFrom, withoutKeys } from './enrich.js';
@@ -48,12 +49,12 @@ export type TrackBody =
   | { type: 'identify'; profileId: string; traits: Record<string, unknown>; properties: Record<string, unknown> };
 
 /** A protocol error: the field (dotted) and the rule, as the 400 answer names them. */
-export class TrackError extends Error {
+export class TrackError extends EventLensError {
   constructor(
     readonly field: string,
     readonly rule: string,
   ) {
-    super(`${field}: ${rule}`);
+    super('TRACK_INVALID', `${field}: ${rule}`);
   }
 }
 

@@ -26,14 +26,15 @@ import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { EventStatus } from '../buffer/scripts.js';
 import { tally, type IngestResult, type SessionBuffer } from '../buffer/session-buffer.js';
 import type { Config } from '../config.js';
-import { backoffMs, isOutOfMemory, isTransientRedisError, ValidationError } from '../errors.js';
-import { normalizeEvent, type NormalizedEvent } from '../event/normalize.js';
+import { backoffMs, failureKind } from '../errors.js';
+import type { NormalizedEvent } from '../event/normalize.js';
 import type { Flusher } from '../flush/flusher.js';
 import type { Logger } from '../ops/log.js';
 import { Coalescer } from '../ops/coalescer.js';
 import type { Metrics } from '../ops/metrics.js';
 import { bullConnection, releaseBullConnection, type RedisTarget } from '../ops/redis.js';
-import { JOB_BATCH, JOB_EVENT, type JobResult } from './jobs.js';
+import { JOB_EVENT, parseJob, type JobResult } from './jobs.js';
+import { sweepClock } from './sweep-clock.js';
 
 export type Role = 'all' | 'ingest' | 'flush';
 export type WorkerState = 'created' | 'running' | 'paused' | 'stopping' | 'stopped';
@@ -71,10 +72,17 @@ const COALESCE_WINDOW_MS = 20;
 /** How long a job is held in place through Redis connection trouble before it fails to BullMQ's retry. */
 const TRANSIENT_HOLD_MS = 60_000;
 
-/** A job's id for an event that came without one: stable across retries of the job. */
-function fallbackId(job: Job, index: number): () => string {
-  return () => `job-${String(job.id).replace(/[^A-Za-z0-9._:-]/g, '_').slice(0, 40)}-${index}`;
-}
+/** The waits between a held job's retries: short and capped, so it gets in before its neighbours' grace ends. */
+const HELD_RETRY = { minMs: 10, baseMs: 50, maxMs: 490 } as const;
+
+/** The longest wait a failing loop (sweep, flush, gate) adds to its interval, ms. */
+const LOOP_BACKOFF_MAX_MS = 10_000;
+
+/** The flush loop ticks at FLUSH_INTERVAL_MS, but at least this often (a tick flushes only shards that are due). */
+const FLUSH_TICK_MAX_MS = 250;
+
+/** BullMQ checks for stalled jobs twice per lock period, and not more often than this. */
+const STALLED_CHECK_MIN_MS = 1_000;
 
 export class WorkerService {
   private stateValue: WorkerState = 'created';
@@ -128,20 +136,20 @@ export class WorkerService {
         // processing is idempotent (ids are deduplicated in the buffer), so a job whose
         // worker died may be retaken several times; BullMQ's default of 1 would fail it
         maxStalledCount: config.workerMaxStalled,
-        stalledInterval: Math.max(1_000, Math.floor(config.workerLockMs / 2)),
+        stalledInterval: Math.max(STALLED_CHECK_MIN_MS, Math.floor(config.workerLockMs / 2)),
       });
       this.bull.on('failed', (job, err) => {
         const final = job === undefined || job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === 'UnrecoverableError';
         this.deps.metrics.jobsFailed.inc({ final: String(final) });
-        this.deps.log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, error: err.message.slice(0, 300) }, 'job failed');
+        this.deps.log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err }, 'job failed');
       });
-      this.bull.on('error', (err) => this.deps.log.error({ error: err.message }, 'queue error'));
+      this.bull.on('error', (err) => this.deps.log.error({ err }, 'queue error'));
     }
     const waitingConnection = bullConnection(this.deps.redis, 'producer');
     this.waiting = { connection: waitingConnection, queue: new Queue(config.queueName, { connection: waitingConnection, prefix: config.queuePrefix }) };
     this.waiting.queue.on('error', () => {}); // the sweep that reads it reports the failure
     this.loops.push(this.every(config.sweepIntervalMs, () => this.sweepAndCheck(), 'sweep'));
-    if (role !== 'ingest') this.loops.push(this.every(Math.min(config.flushIntervalMs, 250), () => this.flushOnce(), 'flush'));
+    if (role !== 'ingest') this.loops.push(this.every(Math.min(config.flushIntervalMs, FLUSH_TICK_MAX_MS), () => this.flushOnce(), 'flush'));
   }
 
   /** Runs fn every intervalMs while the service is active; errors are logged and retried. */
@@ -153,31 +161,17 @@ export class WorkerService {
         failures = 0;
       } catch (err) {
         failures += 1;
-        this.deps.log.error({ loop: name, failures, error: (err as Error).message.slice(0, 300) }, 'loop iteration failed');
+        this.deps.log.error({ loop: name, failures, err }, 'loop iteration failed');
       }
       // jittered, so replicas that failed together (a Redis restart) do not retry together
-      await sleep(failures > 0 ? intervalMs + backoffMs(failures - 1, intervalMs, 10_000) : intervalMs);
+      await sleep(failures > 0 ? intervalMs + backoffMs(failures - 1, intervalMs, LOOP_BACKOFF_MAX_MS) : intervalMs);
     }
   }
 
   /** One job: validate every event, ingest the valid ones in one call per shard. */
   async process(job: Job): Promise<JobResult> {
     const { metrics, config, buffer } = this.deps;
-    let raw: unknown[];
-    if (job.name === JOB_EVENT) raw = [(job.data as { event?: unknown }).event];
-    else if (job.name === JOB_BATCH && Array.isArray((job.data as { events?: unknown }).events)) raw = (job.data as { events: unknown[] }).events;
-    else throw new UnrecoverableError(`job ${String(job.id)}: expected an "event" job with data.event or a "batch" job with data.events[]`);
-
-    const valid: NormalizedEvent[] = [];
-    const rejected: JobResult['rejected'] = [];
-    raw.forEach((event, index) => {
-      try {
-        valid.push(normalizeEvent(event, { receivedAtMs: job.timestamp, maxFutureMs: config.maxFutureMs }, fallbackId(job, index)));
-      } catch (err) {
-        if (!(err instanceof ValidationError)) throw err;
-        rejected.push({ index, reason: err.message });
-      }
-    });
+    const { valid, rejected } = parseJob(job, config.maxFutureMs);
     metrics.eventsRejected.inc(rejected.length);
     if (job.name === JOB_EVENT && rejected[0]) throw new UnrecoverableError(rejected[0].reason);
     if (rejected.length > 0) this.deps.log.warn({ jobId: job.id, rejected: rejected.length, first: rejected[0]?.reason }, 'batch had invalid events');
@@ -214,7 +208,8 @@ export class WorkerService {
           return result;
         } catch (err) {
           if (!this.active) throw err;
-          if (isOutOfMemory(err)) {
+          const kind = failureKind(err);
+          if (kind === 'out-of-memory') {
             metrics.redisOom.inc();
             if (!waitingForRoom) {
               waitingForRoom = true;
@@ -226,13 +221,12 @@ export class WorkerService {
               metrics.backpressure.set(1);
               void this.bull?.pause(true);
             }
-          } else if (!isTransientRedisError(err) || Date.now() - started > TRANSIENT_HOLD_MS) {
+          } else if (kind !== 'transient' || Date.now() - started > TRANSIENT_HOLD_MS) {
             throw err;
           } else if (attempt === 0) {
-            log.warn({ jobId: job.id, error: (err as Error).message.slice(0, 200) }, 'Redis connection trouble: holding the job and retrying');
+            log.warn({ jobId: job.id, err }, 'Redis connection trouble: holding the job and retrying');
           }
-          // short, capped waits: held jobs must get in before their neighbours' grace ends
-          await sleep(10 + backoffMs(attempt, 50, 490));
+          await sleep(HELD_RETRY.minMs + backoffMs(attempt, HELD_RETRY.baseMs, HELD_RETRY.maxMs));
         }
       }
     } finally {
@@ -240,52 +234,10 @@ export class WorkerService {
     }
   }
 
-  /**
-   * The buffer clock of a sweep: now, but never past the enqueue time of the
-   * oldest job still waiting in the queue. Grace (O1) covers reordering between
-   * events that reach the buffer; events held in the queue (intake paused by
-   * backpressure, no ingest worker running, a burst) have not reached it yet,
-   * and a row they would change must not be written before they do. So the
-   * sweep emits only what would have been emitted by the time those events were
-   * enqueued. The hold is bounded by SWEEP_HOLD_MAX_MS: a Redis at maxmemory
-   * frees memory only when sessions are emitted and finalised, so an unbounded
-   * hold would wait on jobs that wait on memory. (Delayed jobs, BullMQ's
-   * retries, are not waited for: transient failures are held in place
-   * instead, see process().)
-   *
-   * A job leaves `waiting` when a worker takes it, before its events are in
-   * the buffer, so the jobs in `active` hold the clock too (their ids and
-   * enqueue times only: one LRANGE and one HGET per active job, at most the
-   * workers' total concurrency). A job left active by a dead worker holds it
-   * until BullMQ moves it back (WORKER_LOCK_MS), within SWEEP_HOLD_MAX_MS.
-   */
-  private async sweepClock(now: number): Promise<number> {
-    const queue = this.waiting?.queue;
-    if (!queue) return now;
-    // ids only (BullMQ's lists: `wait` gets new jobs at its head, so its oldest is the last), then one
-    // HGET of `timestamp` each: no job's data is read, which getJobs() would do every sweep
-    const redis = this.deps.buffer.redis;
-    const lists = (await redis.pipeline().lindex(queue.toKey('wait'), -1).lrange(queue.toKey('active'), 0, -1).exec()) ?? [];
-    const failed = lists.find(([err]) => err);
-    if (failed) throw failed[0] as Error;
-    const oldestWaiting = lists[0]?.[1] as string | null;
-    const ids = [...(oldestWaiting ? [oldestWaiting] : []), ...((lists[1]?.[1] ?? []) as string[])];
-    let clock = now;
-    if (ids.length > 0) {
-      const pipeline = redis.pipeline();
-      for (const id of ids) pipeline.hget(queue.toKey(id), 'timestamp');
-      for (const [err, ts] of (await pipeline.exec()) ?? []) {
-        if (err) throw err;
-        if (typeof ts === 'string') clock = Math.min(clock, Number(ts));
-      }
-    }
-    return Math.max(clock, now - this.deps.config.sweepHoldMaxMs);
-  }
-
   private async sweepAndCheck(): Promise<void> {
     const { buffer, metrics, config, log } = this.deps;
     const now = Date.now();
-    const swept = await buffer.sweep(await this.sweepClock(now));
+    const swept = await buffer.sweep(this.waiting ? await sweepClock(buffer.redis, this.waiting.queue, now, config.sweepHoldMaxMs) : now);
     metrics.rowsEmitted.inc(swept.emitted);
     metrics.sessionsFinalised.inc(swept.finalised);
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffMs, classifyClickHouseError, ClickHouseWriteError, ConfigError, isRetryable, ValidationError } from '../../../src/errors.js';
+import { backoffMs, classifyClickHouseError, ClickHouseWriteError, ConfigError, failureKind, isRetryable, ScriptError, ValidationError } from '../../../src/errors.js';
 import { packBatches } from '../../../src/flush/flusher.js';
 
 const chError = (type: string) => Object.assign(new Error(`ClickHouse says ${type}`), { type });
@@ -22,12 +22,23 @@ describe('classifyClickHouseError', () => {
   });
 });
 
-describe('isRetryable', () => {
+describe('failureKind and isRetryable (the one table)', () => {
   it('retries network failures, Redis failover answers and retryable ClickHouse errors', () => {
     expect(isRetryable(Object.assign(new Error('x'), { code: 'ECONNRESET' }))).toBe(true);
     expect(isRetryable(new Error('LOADING Redis is loading the dataset in memory'))).toBe(true);
-    expect(isRetryable(new Error('OOM command not allowed when used memory > maxmemory'))).toBe(true);
+    expect(isRetryable(new Error('READONLY You can\'t write against a read only replica.'))).toBe(true);
     expect(isRetryable(new ClickHouseWriteError('x', true))).toBe(true);
+    expect(isRetryable(chError('AUTHENTICATION_FAILED'))).toBe(true);
+    // a script's error is what its cause is
+    expect(isRetryable(new ScriptError('ingest', 'failed', { cause: new Error('Connection is closed.') }))).toBe(true);
+  });
+
+  it('keeps Redis at maxmemory and errors that name the data apart from passing trouble', () => {
+    expect(failureKind(new Error("OOM command not allowed when used memory > 'maxmemory'."))).toBe('out-of-memory');
+    expect(isRetryable(new Error('OOM command not allowed when used memory > maxmemory'))).toBe(false);
+    expect(failureKind(chError('CANNOT_PARSE_DATETIME'))).toBe('data');
+    expect(failureKind(new ValidationError([{ field: 'a', rule: 'b' }]))).toBe('data');
+    expect(failureKind(new ConfigError(['X=1: no']))).toBe('permanent');
   });
 
   it('does not retry bad input, bad config, data errors or unknown errors', () => {

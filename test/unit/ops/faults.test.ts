@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ClickHouseWriteError, isOutOfMemory, isTransientRedisError } from '../../../src/errors.js';
+import { ClickHouseWriteError, failureKind, isOutOfMemory } from '../../../src/errors.js';
 import { faultsFromEnv } from '../../../src/ops/faults.js';
 
 describe('faultsFromEnv', () => {
@@ -62,10 +62,10 @@ describe('faultsFromEnv', () => {
 describe('Redis error classes', () => {
   it('tells OOM and passing connection trouble from other errors', () => {
     expect(isOutOfMemory(new Error("script ingest: OOM command not allowed when used memory > 'maxmemory'."))).toBe(true);
-    expect(isTransientRedisError(new Error('script ingest: Command aborted due to connection close'))).toBe(true);
-    expect(isTransientRedisError(new Error('Connection is closed.'))).toBe(true);
-    expect(isTransientRedisError(new Error('LOADING Redis is loading the dataset in memory'))).toBe(true);
-    expect(isTransientRedisError(new Error('script ingest: ERR wrong number of arguments'))).toBe(false);
+    expect(failureKind(new Error('script ingest: Command aborted due to connection close'))).toBe('transient');
+    expect(failureKind(new Error('Connection is closed.'))).toBe('transient');
+    expect(failureKind(new Error('LOADING Redis is loading the dataset in memory'))).toBe('transient');
+    expect(failureKind(new Error('script ingest: ERR wrong number of arguments'))).toBe('permanent');
     expect(isOutOfMemory(new Error('WRONGPASS invalid username-password pair'))).toBe(false);
   });
 });
