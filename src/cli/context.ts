@@ -1,6 +1,8 @@
 /**
- * Builds the clients a command needs from the config; the only place (with
- * the worker entry point) where clients are created.
+ * Builds the clients a command needs from the config and closes them when it
+ * is done: every command that reads or writes through the configured Redis or
+ * ClickHouse gets them here (`worker` and `serve` build theirs in their own
+ * entry points, `bench` against the private servers it starts).
  */
 import os from 'node:os';
 import { SessionBuffer } from '../buffer/session-buffer.js';
@@ -16,6 +18,26 @@ export interface Pipeline {
   buffer: SessionBuffer;
   flusher: Flusher;
   close(): Promise<void>;
+}
+
+/** Runs fn with a ClickHouse client of the config (server or embedded), closed afterwards. */
+export async function withClickHouse<T>(config: Config, fn: (ch: ClickHouse) => Promise<T>): Promise<T> {
+  const ch = await openClickHouse(config);
+  try {
+    return await fn(ch);
+  } finally {
+    await ch.close();
+  }
+}
+
+/** Runs fn with a Redis client of the config, disconnected afterwards. */
+export async function withRedis<T>(config: Config, fn: (redis: RedisClient) => Promise<T>): Promise<T> {
+  const redis = await connectRedis(redisTarget(config));
+  try {
+    return await fn(redis);
+  } finally {
+    redis.disconnect();
+  }
 }
 
 export function flusherOwner(): string {

@@ -3,17 +3,13 @@ import type { Command } from 'commander';
 import { listDeadLetters, redriveDeadLetters, type DeadEntry } from '../buffer/dead-letters.js';
 import { SessionBuffer } from '../buffer/session-buffer.js';
 import { loadConfig } from '../config.js';
-import { connectRedis, redisTarget } from '../ops/redis.js';
+import type { RedisClient } from '../ops/redis.js';
+import { withRedis } from './context.js';
 import { out, table } from './output.js';
 
-async function withBuffer<T>(fn: (buffer: SessionBuffer, redis: Awaited<ReturnType<typeof connectRedis>>) => Promise<T>): Promise<T> {
+async function withBuffer<T>(fn: (buffer: SessionBuffer, redis: RedisClient) => Promise<T>): Promise<T> {
   const config = loadConfig(process.env);
-  const redis = await connectRedis(redisTarget(config));
-  try {
-    return await fn(new SessionBuffer(redis, config), redis);
-  } finally {
-    redis.disconnect();
-  }
+  return withRedis(config, (redis) => fn(new SessionBuffer(redis, config), redis));
 }
 
 const select = (all: DeadEntry[], refs: readonly string[]): DeadEntry[] => {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
+import { withClickHouse } from './context.js';
 import { Presets, SingleBar } from 'cli-progress';
-import { openClickHouse } from '../clickhouse/client.js';
 import { dropLegacy, migrateLegacy, rollbackLegacy } from '../clickhouse/legacy.js';
 import { loadConfig } from '../config.js';
 import { out } from './output.js';
@@ -14,8 +14,7 @@ export function registerMigrateLegacy(program: Command): void {
     .option('--drop-old', 'drop the kept legacy table (ends the rollback window)', false)
     .action(async (opts: { newestFirst: boolean; rollback: boolean; dropOld: boolean }) => {
       const config = loadConfig(process.env);
-      const ch = await openClickHouse(config);
-      try {
+      await withClickHouse(config, async (ch) => {
         if (opts.rollback) {
           await rollbackLegacy(ch);
           out(`migrate-legacy: ${ch.database}.events is the legacy table again; the migrated one is ${ch.database}.events_legacy`);
@@ -44,8 +43,6 @@ export function registerMigrateLegacy(program: Command): void {
             `unparsed_properties=${summary.unparsedProperties} seconds=${seconds.toFixed(1)} rows_per_s=${Math.round(summary.rowsCopied / Math.max(seconds, 1e-9))}`,
         );
         if (summary.state === 'switched') out(`the legacy table is kept as ${ch.database}.events_legacy: --rollback to switch back, --drop-old to drop it`);
-      } finally {
-        await ch.close();
-      }
+      });
     });
 }

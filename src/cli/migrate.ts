@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { openClickHouse } from '../clickhouse/client.js';
+import { withClickHouse } from './context.js';
 import { migrate } from '../clickhouse/migrate.js';
 import { loadConfig } from '../config.js';
 import { out } from './output.js';
@@ -11,13 +11,10 @@ export function registerMigrate(program: Command): void {
     .option('--dry-run', 'print the statements that would run, change nothing', false)
     .action(async (opts: { dryRun: boolean }) => {
       const config = loadConfig(process.env);
-      const ch = await openClickHouse(config);
-      try {
+      await withClickHouse(config, async (ch) => {
         const r = await migrate(ch, { retentionDays: config.retentionDays, cluster: config.clickhouseCluster, dryRun: opts.dryRun });
         if (opts.dryRun) for (const s of r.statements) out(`${s};\n`);
         out(`migrate: ${opts.dryRun ? 'would apply' : 'applied'} ${r.applied.length} (${r.applied.join(', ') || 'none'}), up to date ${r.skipped.length}`);
-      } finally {
-        await ch.close();
-      }
+      });
     });
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { openClickHouse } from '../clickhouse/client.js';
+import { withClickHouse } from './context.js';
 import { parseWhere, type Filter } from '../clickhouse/filters.js';
 import { REPORTS, runReport, type ReportName } from '../clickhouse/reports.js';
 import { loadConfig } from '../config.js';
@@ -29,15 +29,12 @@ export function registerReport(program: Command): void {
       }
       const where: Filter[] = opts.where.map(parseWhere);
       const config = loadConfig(process.env);
-      const ch = await openClickHouse(config);
-      try {
+      await withClickHouse(config, async (ch) => {
         const rows = await runReport(ch, name as ReportName, { projectId: opts.project, from, to, where, limit: opts.limit });
         if (opts.json) for (const r of rows) out(JSON.stringify(r));
         else out(table(rows));
         // an empty report says which range it read, so a stream outside it is easy to spot
         if (rows.length === 0) err(`report ${name}: no rows for project ${JSON.stringify(opts.project)} from ${from} to ${to} (UTC days; set --from/--to for another range)`);
-      } finally {
-        await ch.close();
-      }
+      });
     });
 }

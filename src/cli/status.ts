@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { parseSessionArg } from '../buffer/inspect.js';
 import { SessionBuffer } from '../buffer/session-buffer.js';
 import { loadConfig } from '../config.js';
-import { bullConnection, connectRedis, redisTarget, releaseBullConnection, type RedisClient } from '../ops/redis.js';
+import { bullConnection, redisTarget, releaseBullConnection, type RedisClient } from '../ops/redis.js';
+import { withRedis } from './context.js';
 import { out, table } from './output.js';
 
 /** What each buffer counter counts (summed over the shards since the keys were created). */
@@ -28,8 +29,7 @@ export function registerStatus(program: Command): void {
     .option('--json', 'print JSON', false)
     .action(async (opts: { session?: string; json: boolean }) => {
       const config = loadConfig(process.env);
-      const redis = await connectRedis(redisTarget(config));
-      try {
+      await withRedis(config, async (redis) => {
         const buffer = new SessionBuffer(redis, config);
         if (opts.session) {
           const { projectId, sessionId } = parseSessionArg(opts.session);
@@ -72,9 +72,7 @@ export function registerStatus(program: Command): void {
         out('');
         const counters = Object.entries(stats).map(([counter, value]) => ({ counter, value, counts: COUNTER_MEANINGS[counter] ?? '' }));
         out(counters.length > 0 ? table(counters) : 'no counters yet');
-      } finally {
-        redis.disconnect();
-      }
+      });
     });
 }
 

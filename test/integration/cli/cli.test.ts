@@ -103,6 +103,15 @@ describe('event-lens CLI', () => {
     expect(all.shards.reduce((n, s) => n + s.heldSessions, 0)).toBe(1);
   });
 
+  it('query takes a FORMAT clause of its own, as ClickHouse clients do, and prints that format', async () => {
+    const json = await cli(['query', 'SELECT 1 AS n, \'a\' AS s FORMAT JSONEachRow']);
+    expect(json.code).toBe(0);
+    expect(json.stdout.trim()).toBe('{"n":1,"s":"a"}');
+    const tsv = await cli(['query', 'SELECT number FROM numbers(3) format TabSeparated;']);
+    expect(tsv.stdout).toBe('0\n1\n2\n');
+    expect((await cli(['query', 'SELECT 2 AS n'])).stdout.trim()).toBe('{"n":2}');
+  });
+
   it('explains which process owns the embedded data directory instead of failing obscurely', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'event-lens-owned-'));
     const ch = await openClickHouse({ clickhouseUrl: undefined, dataDir: dir, clickhouseDatabase: 'x' });
