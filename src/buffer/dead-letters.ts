@@ -6,17 +6,17 @@
  * atomically (lua/redriveDead-3.lua), so the flusher inserts it again after the
  * cause was fixed, and running it twice cannot insert the row twice.
  */
+import type { RowStream } from './keys.js';
 import { redriveDead } from './scripts.js';
 import type { SessionBuffer } from './session-buffer.js';
 import type { RedisClient } from '../ops/redis.js';
 
-export type DeadStream = 'events' | 'sessions';
 
 export interface DeadEntry {
   /** `<shard>/<stream>/<row id>` */
   ref: string;
   shard: number;
-  stream: DeadStream;
+  stream: RowStream;
   id: string;
   error: string;
   /** The row as ClickHouse received it. */
@@ -25,12 +25,12 @@ export interface DeadEntry {
   entry: string;
 }
 
-function keysOf(buffer: SessionBuffer, shard: number, stream: DeadStream): { dead: string; ready: string; stats: string } {
+function keysOf(buffer: SessionBuffer, shard: number, stream: RowStream): { dead: string; ready: string; stats: string } {
   const sk = buffer.shardKeys(shard);
   return stream === 'events' ? { dead: sk.dead, ready: sk.ready, stats: sk.stats } : { dead: sk.sessionsDead, ready: sk.sessionsReady, stats: sk.stats };
 }
 
-function parseEntry(entry: string, shard: number, stream: DeadStream): DeadEntry {
+function parseEntry(entry: string, shard: number, stream: RowStream): DeadEntry {
   let parsed: { error?: unknown; row?: unknown; text?: unknown } = {};
   try {
     parsed = JSON.parse(entry) as typeof parsed;

@@ -37,6 +37,9 @@ export function parseSessionMember(member: string): { projectId: string; session
   return { projectId: rest.slice(0, length), sessionId: rest.slice(length) };
 }
 
+/** The two kinds of finished rows a shard holds, each in its own ready, batch and dead lists. */
+export type RowStream = 'events' | 'sessions';
+
 export interface ShardKeys {
   /** ZSET session member -> buffer time at which the sweeper should look at it. */
   due: string;

@@ -194,7 +194,7 @@ export type ClaimReply =
   | { status: 'held' }
   | { status: 'empty' }
   | { status: 'again' | 'new'; id: string; rows: string[] }
-  | { status: 'group'; id: string; token: string; members: string; rows: string[] };
+  | { status: 'group'; id: string; token: string; batches: string; rows: string[] };
 
 /** lua/claimBatch-4.lua: takes the shard's lease and returns its batch. */
 export async function claimBatch(
@@ -209,8 +209,8 @@ export async function claimBatch(
   if (typeof id !== 'string' || rest.some((r) => typeof r !== 'string')) throw new ScriptError('claimBatch', `unexpected reply ${JSON.stringify(reply).slice(0, 200)}`);
   const strings = rest as string[];
   if (status === ClaimStatus.GROUP) {
-    const [token, members, ...rows] = strings as [string, string, ...string[]];
-    return { status: 'group', id, token, members, rows };
+    const [token, batches, ...rows] = strings as [string, string, ...string[]];
+    return { status: 'group', id, token, batches, rows };
   }
   if (status === ClaimStatus.AGAIN) return { status: 'again', id, rows: strings };
   if (status === ClaimStatus.NEW) return { status: 'new', id, rows: strings };
@@ -231,16 +231,16 @@ export async function ackBatch(
 
 export type GroupMode = 'join' | 'commit' | 'resolve' | 'leave' | 'split';
 
-/** lua/flushGroup-2.lua: one step of a group insert on one member's shard; `members` is set when resolve found the group committed. */
+/** lua/flushGroup-2.lua: one step of a group insert on the shard of one of its batches; `batches` (the group's `shard:id` list, its script's "members") is set when resolve found the group committed. */
 export async function flushGroup(
   redis: RedisClient,
   keys: { meta: string; lease: string },
-  args: { mode: GroupMode; batchId: string; token: string; owner: string; members: string },
-): Promise<{ done: boolean; members?: string }> {
-  const reply = expectArray(scripts.flushGroup, await scripts.flushGroup.run(redis, [keys.meta, keys.lease], [args.mode, args.batchId, args.token, args.owner, args.members]));
-  const [ok, members] = reply;
-  if ((ok !== 0 && ok !== 1) || (members !== undefined && typeof members !== 'string')) throw new ScriptError('flushGroup', `unexpected reply ${JSON.stringify(reply)}`);
-  return members === undefined ? { done: ok === 1 } : { done: ok === 1, members };
+  args: { mode: GroupMode; batchId: string; token: string; owner: string; batches: string },
+): Promise<{ done: boolean; batches?: string }> {
+  const reply = expectArray(scripts.flushGroup, await scripts.flushGroup.run(redis, [keys.meta, keys.lease], [args.mode, args.batchId, args.token, args.owner, args.batches]));
+  const [ok, batches] = reply;
+  if ((ok !== 0 && ok !== 1) || (batches !== undefined && typeof batches !== 'string')) throw new ScriptError('flushGroup', `unexpected reply ${JSON.stringify(reply)}`);
+  return batches === undefined ? { done: ok === 1 } : { done: ok === 1, batches };
 }
 
 /** lua/releaseLease-1.lua: true when the caller held the lease and gave it up. */

@@ -23,6 +23,7 @@
  * sessions stay for the other replicas (or the next start).
  */
 import type { BufferSettings } from '../config.js';
+import { compareEvents } from './durations.js';
 import { finishedRow } from '../event/columns.js';
 import { isHeldKind, type NormalizedEvent } from '../event/normalize.js';
 import { BufferKeys, sessionMember, shardOf, type ShardKeys } from './keys.js';
@@ -138,7 +139,7 @@ export class SessionBuffer {
     const order: Placed[] = [];
     for (const [member, list] of group.sessions) {
       // in (createdAt, id) order, so each event settles its predecessor once
-      list.sort(({ event: a }, { event: b }) => a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      list.sort(({ event: a }, { event: b }) => compareEvents(a, b));
       const first = (list[0] as Placed).event;
       sessions.push({
         member,

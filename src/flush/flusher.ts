@@ -28,7 +28,7 @@
  * as bad data go to the shard's dead-letter list in the same call that
  * acknowledges the rest. A poison row never blocks its shard.
  */
-import type { ShardKeys } from '../buffer/keys.js';
+import type { RowStream, ShardKeys } from '../buffer/keys.js';
 import { ackBatch, claimBatch, releaseLease } from '../buffer/scripts.js';
 import type { ClickHouse } from '../clickhouse/client.js';
 import type { Config } from '../config.js';
@@ -36,14 +36,11 @@ import { newUlid as ulid } from '../event/ulid.js';
 import type { Faults } from '../ops/faults.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { RedisClient } from '../ops/redis.js';
-import { Groups, packBatches, parseMembers, type Batch, type FlushStream, type GroupRef, type Member } from './group.js';
+import { Groups, packBatches, parseBatchList, type Batch, type FlushStream, type GroupRef, type GroupBatch } from './group.js';
 import { Inserter, type DeadLetter } from './insert.js';
 
 export { SYSTEMIC_MIN_ROWS, type DeadLetter } from './insert.js';
 export { packBatches } from './group.js';
-
-/** The kinds of rows a shard flushes, each through its own keys and table. */
-export type StreamKind = 'events' | 'sessions';
 
 /** What the flusher reads from the buffer: the shard keys, the shard count and the backlog. */
 export interface FlushSource {
@@ -100,7 +97,7 @@ export class Flusher {
   private readonly lastFlushAt = new Map<number, number>();
   /** Batches and groups this flusher found unfinished and finished (a crashed or expired flusher's work). */
   readonly recovered = { batches: 0, groups: 0 };
-  private readonly streams: Readonly<Record<StreamKind, FlushStream>>;
+  private readonly streams: Readonly<Record<RowStream, FlushStream>>;
   private readonly inserter: Inserter;
   private readonly groups: Groups;
 
@@ -146,7 +143,7 @@ export class Flusher {
       case 'empty':
         return { kind: 'empty' };
       case 'group':
-        return { kind: 'batch', shard, id: reply.id, rows: reply.rows, again: true, group: { token: reply.token, members: parseMembers(reply.members) } };
+        return { kind: 'batch', shard, id: reply.id, rows: reply.rows, again: true, group: { token: reply.token, batches: parseBatchList(reply.batches) } };
       default:
         return { kind: 'batch', shard, id: reply.id, rows: reply.rows, again: reply.status === 'again' };
     }
@@ -174,16 +171,16 @@ export class Flusher {
     // before may have been inserted on its own, under its own id as the token
     const fresh: Batch[] = [];
     const alone: Batch[] = [];
-    const unfinished = new Map<string, Member[]>();
+    const unfinished = new Map<string, GroupBatch[]>();
     for (const b of batches) {
       if (!b.group) {
         (b.again ? alone : fresh).push({ shard: b.shard, id: b.id, rows: b.rows });
         continue;
       }
-      const { token, members } = b.group;
-      const leader = members[0] as Member;
+      const { token, batches } = b.group;
+      const leader = batches[0] as GroupBatch;
       // a leader carries its group only once the group is committed
-      const committed = leader.shard === b.shard && leader.id === b.id ? members : (unfinished.get(token) ?? (await this.groups.resolve(stream, token, leader)));
+      const committed = leader.shard === b.shard && leader.id === b.id ? batches : (unfinished.get(token) ?? (await this.groups.resolve(stream, token, leader)));
       if (committed) {
         unfinished.set(token, committed);
       } else {
@@ -194,7 +191,7 @@ export class Flusher {
     let rows = 0;
     this.recovered.batches += alone.length;
     this.recovered.groups += unfinished.size;
-    for (const [token, members] of unfinished) rows += await this.groups.finish(stream, token, members);
+    for (const [token, batches] of unfinished) rows += await this.groups.finish(stream, token, batches);
     for (const b of alone) rows += await this.flushPlain(stream, b);
     for (const pack of packBatches(fresh, this.options.flushMaxRows, this.options.flushMaxBytes)) rows += pack.length === 1 ? await this.flushPlain(stream, pack[0] as Batch) : await this.groups.start(stream, pack);
     return { rows, batches: batches.length, claimed: batches.map((b) => b.shard) };

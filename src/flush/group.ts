@@ -5,14 +5,14 @@
  * its views). The group is fixed in Redis before the insert, exactly as a
  * batch is (lua/flushGroup-2.lua has the protocol).
  *
- * A member batch's states, as its meta records them:
+ * The states of a batch in a group, as its meta records them:
  *
  *   plain --join--> joined --commit (on the leader)--> committed --ack--> acked
  *   joined --(leader aborted: resolve from a recoverer)--> left --> plain
  *   committed --(ClickHouse rejects the rows)--> split --> each batch plain
  *
  * The leader's record is the commit point: a crashed group is found again,
- * with the same rows and the same token, from any member (finish). Before its
+ * with the same rows and the same token, from any batch (finish). Before its
  * commit a recoverer's question aborts it on the leader, so a late commit is
  * refused, and its batches go on their own. Acknowledgements go non-leaders
  * first, the leader last. A batch claimed before (it may have been inserted
@@ -39,8 +39,8 @@ export interface Batch {
   rows: string[];
 }
 
-/** A batch named in a group's member list. */
-export interface Member {
+/** A batch named in a group's batch list. */
+export interface GroupBatch {
   shard: number;
   id: string;
 }
@@ -49,12 +49,12 @@ export interface Member {
 export interface GroupRef {
   token: string;
   /** Leader first. */
-  members: Member[];
+  batches: GroupBatch[];
 }
 
-export const memberList = (members: readonly Member[]): string => members.map((m) => `${m.shard}:${m.id}`).join(',');
+export const batchList = (batches: readonly GroupBatch[]): string => batches.map((m) => `${m.shard}:${m.id}`).join(',');
 
-export function parseMembers(list: string): Member[] {
+export function parseBatchList(list: string): GroupBatch[] {
   return list.split(',').map((entry) => {
     const colon = entry.indexOf(':');
     return { shard: Number(entry.slice(0, colon)), id: entry.slice(colon + 1) };
@@ -102,32 +102,32 @@ export interface GroupDeps {
 export class Groups {
   constructor(private readonly d: GroupDeps) {}
 
-  /** One step of a group insert on one member's shard (lua/flushGroup-2.lua). */
-  async step(stream: FlushStream, member: Member, mode: GroupMode, token: string, list = ''): Promise<{ done: boolean; members?: string }> {
-    const sk = this.d.shardKeys(member.shard);
-    return flushGroup(this.d.redis, { meta: stream.keys(sk).meta, lease: sk.lease }, { mode, batchId: member.id, token, owner: this.d.owner, members: list });
+  /** One step of a group insert on one batch's shard (lua/flushGroup-2.lua). */
+  async step(stream: FlushStream, batch: GroupBatch, mode: GroupMode, token: string, list = ''): Promise<{ done: boolean; batches?: string }> {
+    const sk = this.d.shardKeys(batch.shard);
+    return flushGroup(this.d.redis, { meta: stream.keys(sk).meta, lease: sk.lease }, { mode, batchId: batch.id, token, owner: this.d.owner, batches: list });
   }
 
-  /** Asks the leader whether the group was committed: its final member list, or null (the group is then aborted for good). */
-  async resolve(stream: FlushStream, token: string, leader: Member): Promise<Member[] | null> {
-    const { done, members } = await this.step(stream, leader, 'resolve', token);
-    return done && members !== undefined ? parseMembers(members) : null;
+  /** Asks the leader whether the group was committed: its final batch list, or null (the group is then aborted for good). */
+  async resolve(stream: FlushStream, token: string, leader: GroupBatch): Promise<GroupBatch[] | null> {
+    const { done, batches } = await this.step(stream, leader, 'resolve', token);
+    return done && batches !== undefined ? parseBatchList(batches) : null;
   }
 
-  /** A member's batch as it is now: null when it was acknowledged (or replaced by a later batch) or left the group. */
-  private async readMember(stream: FlushStream, member: Member, token: string): Promise<Batch | null> {
-    const k = stream.keys(this.d.shardKeys(member.shard));
+  /** A group's batch as it is now: null when it was acknowledged (or replaced by a later batch) or left the group. */
+  private async readBatch(stream: FlushStream, batch: GroupBatch, token: string): Promise<Batch | null> {
+    const k = stream.keys(this.d.shardKeys(batch.shard));
     const replies = (await this.d.redis.multi().hmget(k.meta, 'id', 'group').lrange(k.batch, 0, -1).exec()) ?? [];
     const failed = replies.find(([err]) => err);
     if (failed) throw failed[0] as Error;
     const [id, group] = (replies[0]?.[1] ?? []) as (string | null)[];
-    if (id !== member.id || group !== token) return null;
-    return { ...member, rows: (replies[1]?.[1] ?? []) as string[] };
+    if (id !== batch.id || group !== token) return null;
+    return { ...batch, rows: (replies[1]?.[1] ?? []) as string[] };
   }
 
   /** Acknowledges a group's batches, non-leaders first and the leader last (see lua/flushGroup-2.lua). */
-  private async ackAll(stream: FlushStream, members: readonly Batch[]): Promise<number> {
-    const [leader, ...rest] = members as [Batch, ...Batch[]];
+  private async ackAll(stream: FlushStream, batches: readonly Batch[]): Promise<number> {
+    const [leader, ...rest] = batches as [Batch, ...Batch[]];
     const acked = await Promise.all(rest.map((b) => this.d.ack(stream, b)));
     return acked.reduce((a, n) => a + n, 0) + (await this.d.ack(stream, leader));
   }
@@ -136,33 +136,33 @@ export class Groups {
   async start(stream: FlushStream, pack: readonly Batch[]): Promise<number> {
     const token = `g-${ulid()}`;
     const [leader, ...rest] = pack as [Batch, ...Batch[]];
-    const intended = memberList(pack);
+    const intended = batchList(pack);
     const joined = (await Promise.all(rest.map(async (b) => ((await this.step(stream, b, 'join', token, intended)).done ? b : null)))).filter(
       (b): b is Batch => b !== null,
     );
     if (joined.length === 0) return this.d.flushPlain(stream, leader);
-    const members = [leader, ...joined];
-    if (!(await this.step(stream, leader, 'commit', token, memberList(members))).done) {
+    const batches = [leader, ...joined];
+    if (!(await this.step(stream, leader, 'commit', token, batchList(batches))).done) {
       // this flusher lost a lease and a recoverer aborted the group: the batches go as plain ones next round
       await Promise.all(joined.map((b) => this.step(stream, b, 'leave', token)));
       return 0;
     }
-    return this.insertCommitted(stream, token, members);
+    return this.insertCommitted(stream, token, batches);
   }
 
   /**
    * A committed group found unfinished (its flusher crashed or failed): when
-   * every member is still there, the same rows go in again under the same
-   * token (ClickHouse keeps one copy); when a member was acknowledged, the
+   * every batch is still there, the same rows go in again under the same
+   * token (ClickHouse keeps one copy); when a batch was acknowledged, the
    * insert was confirmed and the rest are acknowledged, unless the group was
    * split meanwhile, in which case each remaining batch goes on its own.
    */
-  async finish(stream: FlushStream, token: string, refs: readonly Member[]): Promise<number> {
-    const current = await Promise.all(refs.map((m) => this.readMember(stream, m, token)));
+  async finish(stream: FlushStream, token: string, refs: readonly GroupBatch[]): Promise<number> {
+    const current = await Promise.all(refs.map((m) => this.readBatch(stream, m, token)));
     const present = current.filter((b): b is Batch => b !== null);
     if (present.length === refs.length) return this.insertCommitted(stream, token, present);
     if (present.length === 0) return 0;
-    if (await this.resolve(stream, token, refs[0] as Member)) return this.ackAll(stream, present);
+    if (await this.resolve(stream, token, refs[0] as GroupBatch)) return this.ackAll(stream, present);
     let rows = 0;
     for (const b of present) {
       await this.step(stream, b, 'leave', token);
@@ -172,23 +172,23 @@ export class Groups {
   }
 
   /** Inserts a committed group and acknowledges it; when ClickHouse rejects its rows, splits it into plain batches. */
-  private async insertCommitted(stream: FlushStream, token: string, members: readonly Batch[]): Promise<number> {
+  private async insertCommitted(stream: FlushStream, token: string, batches: readonly Batch[]): Promise<number> {
     try {
       await this.d.inserter.insertWithRetry(
         stream.table,
         token,
-        members.flatMap((b) => b.rows),
+        batches.flatMap((b) => b.rows),
       );
     } catch (err) {
       if (!(err instanceof ClickHouseWriteError) || err.retryable) throw err;
-      const [leader, ...rest] = members as [Batch, ...Batch[]];
+      const [leader, ...rest] = batches as [Batch, ...Batch[]];
       await this.step(stream, leader, 'split', token);
       await Promise.all(rest.map((b) => this.step(stream, b, 'leave', token)));
       let rows = 0;
-      for (const b of members) rows += await this.d.flushPlain(stream, b);
+      for (const b of batches) rows += await this.d.flushPlain(stream, b);
       return rows;
     }
     this.d.faults?.afterInsert();
-    return this.ackAll(stream, members);
+    return this.ackAll(stream, batches);
   }
 }

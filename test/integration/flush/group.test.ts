@@ -105,9 +105,10 @@ describe('group inserts', () => {
     await expect(dead.tick(true)).rejects.toThrow();
     // the dead flusher had acknowledged one non-leader batch before it died
     const metas = await Promise.all(Array.from({ length: SHARDS }, (_, s) => services.redis.hgetall(buffer.shardKeys(s).batchMeta)));
-    const members = (metas.find((m) => m.members)?.members ?? '').split(',');
-    expect(members.length).toBe(SHARDS);
-    const [shard, id] = (members[1] as string).split(':') as [string, string];
+    // (the meta field keeps its 0.1.0 name, members, so groups in flight survive an upgrade)
+    const batches = (metas.find((m) => m.members)?.members ?? '').split(',');
+    expect(batches.length).toBe(SHARDS);
+    const [shard, id] = (batches[1] as string).split(':') as [string, string];
     const sk = buffer.shardKeys(Number(shard));
     expect(await scripts.ackBatch.run(services.redis, [sk.batch, sk.batchMeta, sk.stats, sk.dead], [id])).toBeGreaterThan(0);
     await expireLeases();
@@ -128,8 +129,8 @@ describe('group inserts', () => {
       claimed.push((await scripts.claimBatch.run(services.redis, [sk.ready, sk.batch, sk.batchMeta, sk.lease], ['dead', 60_000, `B${shard}`, 1_000, 1 << 20])) as string[]);
     }
     const list = claimed.map((_, shard) => `${shard}:B${shard}`).join(',');
-    const step = (shard: number, mode: string, members = ''): Promise<unknown> =>
-      scripts.flushGroup.run(services.redis, [buffer.shardKeys(shard).batchMeta, buffer.shardKeys(shard).lease], [mode, `B${shard}`, 'G1', 'dead', members]);
+    const step = (shard: number, mode: string, batches = ''): Promise<unknown> =>
+      scripts.flushGroup.run(services.redis, [buffer.shardKeys(shard).batchMeta, buffer.shardKeys(shard).lease], [mode, `B${shard}`, 'G1', 'dead', batches]);
     expect(await step(1, 'join', list)).toEqual([1]);
     expect(await step(2, 'join', list)).toEqual([1]);
     await expireLeases();
@@ -148,8 +149,8 @@ describe('group inserts', () => {
     for (const shard of [0, 1]) {
       await scripts.claimBatch.run(services.redis, [sk(shard).ready, sk(shard).batch, sk(shard).batchMeta, sk(shard).lease], ['slow', 60_000, `B${shard}`, 1_000, 1 << 20]);
     }
-    const step = (shard: number, mode: string, owner: string, members = ''): Promise<unknown> =>
-      scripts.flushGroup.run(services.redis, [sk(shard).batchMeta, sk(shard).lease], [mode, `B${shard}`, 'G2', owner, members]);
+    const step = (shard: number, mode: string, owner: string, batches = ''): Promise<unknown> =>
+      scripts.flushGroup.run(services.redis, [sk(shard).batchMeta, sk(shard).lease], [mode, `B${shard}`, 'G2', owner, batches]);
     expect(await step(1, 'join', 'slow', '0:B0,1:B1')).toEqual([1]);
     // a recoverer finds B1 in G2 and asks the leader before the slow flusher committed: not committed, so aborted
     expect(await step(0, 'resolve', 'other')).toEqual([0]);
