@@ -43,6 +43,8 @@ export interface HttpBenchResult {
   track: HttpRun & { eventsToQueuePerSecond: number; meanEventsPerJob: number };
   ratios: { trackVsNoop: number };
   endToEnd: { requests: number; seconds: number; eventsPerSecond: number; rows: number };
+  /** With `bench http --profile`: the CPU profile of the serve process under the no-op and /track rounds (written when it exits). */
+  profile?: string;
 }
 
 type Autocannon = typeof import('autocannon');
@@ -61,8 +63,8 @@ function trackBody(i: number): string {
   return JSON.stringify({ type: 'track', payload: { name: 'screen_view', properties: { __path: `${ORIGIN}/page/${i % 50}?utm_source=bench`, __referrer: 'https://www.google.com/', __title: 'Bench' } } });
 }
 
-function start(args: string[], env: Record<string, string>): { child: ChildProcess; exited: Promise<unknown> } {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'error', ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+function start(args: string[], env: Record<string, string>, nodeArgs: readonly string[] = []): { child: ChildProcess; exited: Promise<unknown> } {
+  const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'error', ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
   return { child, exited: new Promise((resolve) => child.once('exit', resolve)) };
 }
 
@@ -85,7 +87,7 @@ async function batches(url: string): Promise<{ count: number; sum: number }> {
   return { count: Number(/^event_lens_intake_batch_events_count (\d+)/m.exec(text)?.[1] ?? 0), sum: Number(/^event_lens_intake_batch_events_sum (\d+)/m.exec(text)?.[1] ?? 0) };
 }
 
-export async function benchHttp(options: { connections: number; durationS: number; endToEndRequests: number; progress?: (label: string) => void }): Promise<HttpBenchResult> {
+export async function benchHttp(options: { connections: number; durationS: number; endToEndRequests: number; progress?: (label: string) => void; profileDir?: string }): Promise<HttpBenchResult> {
   const autocannon = await loadAutocannon();
   const redis = await startRedisServer();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'event-lens-bench-http-'));
@@ -102,7 +104,8 @@ export async function benchHttp(options: { connections: number; durationS: numbe
     BACKLOG_HIGH_WATERMARK: '100000000',
     BACKLOG_LOW_WATERMARK: '1000000',
   };
-  const serve = start(['serve', '--port', String(port), '--host', '127.0.0.1', '--bench-routes'], env);
+  const profileArgs = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, '--cpu-prof-name=serve-http.cpuprofile'] : [];
+  const serve = start(['serve', '--port', String(port), '--host', '127.0.0.1', '--bench-routes'], env, profileArgs);
   const procs = [serve];
   try {
     await waitOk(`${url}/readyz`);
@@ -151,6 +154,11 @@ export async function benchHttp(options: { connections: number; durationS: numbe
       errors: runs.reduce((n, r) => n + r.errors, 0),
     });
     const noop = summary(noops);
+    if (options.profileDir) {
+      // the profile is written when serve exits: stop it now that its rounds are done
+      serve.child.kill('SIGTERM');
+      await Promise.race([serve.exited, sleep(15_000)]);
+    }
     const track = {
       ...summary(tracks),
       eventsToQueuePerSecond: Math.round(events / trackSeconds),
@@ -195,6 +203,7 @@ export async function benchHttp(options: { connections: number; durationS: numbe
         track,
         ratios: { trackVsNoop: Number((track.requestsPerSecond / noop.requestsPerSecond).toFixed(2)) },
         endToEnd: { requests: expected, seconds: Number(seconds.toFixed(1)), eventsPerSecond: Math.round(rows / seconds), rows },
+        ...(options.profileDir ? { profile: path.join(options.profileDir, 'serve-http.cpuprofile') } : {}),
       };
     } finally {
       await ch.close();

@@ -30,6 +30,7 @@ import { Producer } from '../queue/producer.js';
 import { WorkerService } from '../queue/worker-service.js';
 import { quantile } from './buffer-bench.js';
 import { mainThreadCpuMs } from './cpu.js';
+import { startProfile } from './profile.js';
 
 export interface WorkerBenchResult {
   bullmqNoopJobsPerSec: number;
@@ -117,6 +118,8 @@ export interface EndToEndResult {
   processCpuUsPerEvent: number;
   graceMs: number;
   flushIntervalMs: number;
+  /** With `bench --profile`: the CPU profile of the measured phase. */
+  profile?: string;
 }
 
 /**
@@ -134,6 +137,7 @@ export async function benchEndToEnd(
   events: readonly GeneratedEvent[],
   redis: RedisClient,
   onStep: (label: string) => void = () => {},
+  profileDir?: string,
 ): Promise<EndToEndResult> {
   onStep('endToEnd');
   const name = `bench-e2e-${ulid()}`;
@@ -183,6 +187,8 @@ export async function benchEndToEnd(
   await scratch.close();
 
   await service.start();
+  // the worker's profile covers the measured phase only (the producer's calls are in it, by their own names)
+  const stopProfile = profileDir ? await startProfile(profileDir, 'worker-endToEnd') : undefined;
   const cpu0 = mainThreadCpuMs();
   const processCpu0 = process.cpuUsage();
   const started = performance.now();
@@ -205,6 +211,7 @@ export async function benchEndToEnd(
   await waitFor(() => visible.size, settler.size, 60_000, 'finalised');
   const cpu1 = mainThreadCpuMs();
   const processCpu = process.cpuUsage(processCpu0);
+  const profile = await stopProfile?.();
   await service.stop(600_000);
   await producer.close();
   const [row] = await queryRows<{ n: string | number }>(ch, `SELECT count() AS n FROM ${eventsTable}`);
@@ -230,5 +237,6 @@ export async function benchEndToEnd(
     processCpuUsPerEvent: Number(((processCpu.user + processCpu.system) / events.length).toFixed(2)),
     graceMs: config.graceMs,
     flushIntervalMs: config.flushIntervalMs,
+    ...(profile ? { profile } : {}),
   };
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -7,6 +7,7 @@ import { ulid } from 'ulid';
 import { benchBuffer, benchGrowth, benchLongSession, type BufferBenchResult, type GrowthPoint, type LongSessionPoint } from '../bench/buffer-bench.js';
 import { benchFlush, type FlushBenchResult } from '../bench/flush-bench.js';
 import { benchHttp } from '../bench/http-bench.js';
+import { topSelfTime } from '../bench/profile.js';
 import { benchTargets } from '../bench/targets.js';
 import { benchStorage, rowsFor } from '../bench/storage-bench.js';
 import { benchEndToEnd, benchWorker, type EndToEndResult, type WorkerBenchResult } from '../bench/worker-bench.js';
@@ -40,7 +41,9 @@ export function registerBench(program: Command): void {
     .option('--connections <n>', 'http: concurrent connections', int(1, 10_000), 50)
     .option('--duration <s>', 'http: seconds per round (two rounds per route)', int(1, 3_600), 10)
     .option('--e2e-requests <n>', 'http: requests of the end-to-end run into ClickHouse', int(1), 20_000)
-    .action(async (suite: string, opts: { events?: number; runs: number; quick: boolean; json: boolean; redisUrl?: string; workerEvents: number; connections: number; duration: number; e2eRequests: number }) => {
+    .option('--profile <dir>', 'write CPU profiles (.cpuprofile) into dir: the worker during endToEnd (pipeline), serve during its rounds (http); prints the ten functions with the most self time')
+    .action(async (suite: string, opts: { events?: number; runs: number; quick: boolean; json: boolean; redisUrl?: string; workerEvents: number; connections: number; duration: number; e2eRequests: number; profile?: string }) => {
+      if (opts.profile) mkdirSync(opts.profile, { recursive: true });
       if (suite === 'storage') {
         await storageSuite(opts);
         return;
@@ -84,7 +87,7 @@ export function registerBench(program: Command): void {
           step('rawInsert + flush');
           flush = await benchFlush(redis, ch, config, rowsFor(generated, config.sessionTimeoutMs).optimised);
           // 7: producer to visible rows, default settings
-          endToEnd = await benchEndToEnd(ch, { ...config, redisUrl: url }, generated, redis, (label) => step(label));
+          endToEnd = await benchEndToEnd(ch, { ...config, redisUrl: url }, generated, redis, (label) => step(label), opts.profile);
           // 9, last: filling Redis with a million sessions would disturb the measurements after it
           const levels = opts.quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
           const template = events[0] as (typeof events)[number];
@@ -214,6 +217,7 @@ export function registerBench(program: Command): void {
             Object.entries(report.targets).map(([measure, t]) => ({ measure, value: t.value ?? 'n/a', target: t.target, met: t.met ? 'met' : 'not met' })),
           ),
         );
+        if (endToEnd.profile) printProfile('the worker during endToEnd (measured phase)', endToEnd.profile);
       } finally {
         redis.disconnect();
         await server?.stop();
@@ -272,8 +276,9 @@ async function chVersion(ch: ClickHouse): Promise<string> {
 
 
 /** `bench http`: the intake against its own no-op route, then end to end into ClickHouse. */
-async function httpSuite(opts: { quick: boolean; json: boolean; connections: number; duration: number; e2eRequests: number }): Promise<void> {
+async function httpSuite(opts: { quick: boolean; json: boolean; connections: number; duration: number; e2eRequests: number; profile?: string }): Promise<void> {
   const r = await benchHttp({
+    ...(opts.profile ? { profileDir: opts.profile } : {}),
     connections: opts.connections,
     durationS: opts.quick ? 3 : opts.duration,
     endToEndRequests: opts.quick ? 5_000 : opts.e2eRequests,
@@ -292,4 +297,11 @@ async function httpSuite(opts: { quick: boolean; json: boolean; connections: num
   );
   out(`ratio /track ÷ no-op: ${r.ratios.trackVsNoop} (target >= 0.5: ${r.ratios.trackVsNoop >= 0.5 ? 'met' : 'not met'}); ${r.track.meanEventsPerJob} events per coalesced job`);
   out(`end to end: ${r.endToEnd.requests} /track requests -> ${r.endToEnd.rows} rows visible in ClickHouse in ${r.endToEnd.seconds} s (${r.endToEnd.eventsPerSecond} events/s, including the 2.5 s session timeout + grace of the last views)`);
+  if (r.profile) printProfile('serve during the /track and no-op rounds', r.profile);
+}
+
+/** The ten functions with the most self time in a profile `bench --profile` wrote. */
+function printProfile(what: string, file: string): void {
+  out(`CPU profile of ${what}: ${file} (open it in Chrome DevTools or speedscope); most self time:`);
+  out(table(topSelfTime(file).map((t) => ({ 'self %': (t.share * 100).toFixed(1), function: t.fn, where: t.where }))));
 }
