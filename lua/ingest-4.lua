@@ -76,20 +76,22 @@ if not sessions or not sessionless or #KEYS ~= 4 + 3 * sessions then return -1 e
 local due, ready, stats, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local accepted, duplicates, late, held = 0, 0, 0, 0
 local a = 8
-local readyRows, dueEntries, statuses = {}, {}, {}
+-- (counters instead of #: the length of a growing table is a binary search)
+local readyRows, dueEntries, statuses, nReady, nStatus = {}, {}, {}, 0, 0
 
 -- An event after every known event of its session: nothing is read.
 local function appendEvent(S, t, m, kind, path)
   local M = S.M
   local gap = M[LAST_T] and t - M[LAST_T] > C.timeout
   local lb = M[TAIL_BOUNDARY]
-  if lb and kindOf(lb) == V then
+  local boundary = kind == V or kind == E
+  if lb and byte(lb, -1) == V then
     -- (a held tail screen_view is never settled: whatever settles it becomes the tail)
     if not gap then
       -- the visit's last boundary is a screen_view: this event ends (or extends) it
       -- (a later 'o' only extends its D2 duration: it stays unsettled)
       if M[TAIL_HELD] then
-        if isBoundary(kind) then setEmit(S, lb, now + C.grace) end
+        if boundary then setEmit(S, lb, now + C.grace) end
       else
         late = late + 1
       end
@@ -107,7 +109,7 @@ local function appendEvent(S, t, m, kind, path)
     M[END_MEMBER], M[END_ARRIVAL] = m, now
   end
   if gap then M[TAIL_BOUNDARY], M[TAIL_BOUNDARY_T], M[TAIL_HELD] = false, false, false end
-  if isBoundary(kind) then M[TAIL_BOUNDARY], M[TAIL_BOUNDARY_T], M[TAIL_HELD] = m, t, true end
+  if boundary then M[TAIL_BOUNDARY], M[TAIL_BOUNDARY_T], M[TAIL_HELD] = m, t, true end
   M[LAST_T], M[LAST_MEMBER] = t, m
 end
 
@@ -159,27 +161,28 @@ for i = 1, sessions do
   local factsT, factsM, facts = tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4]
   a = a + 5
   if n == nil or factsT == nil then return -1 end
-  -- the call's members (a screen_view carries one value more, its path)
-  local ms, j = {}, a
+  -- the call's members and kinds (a screen_view carries one value more, its path)
+  local ms, ks, j = {}, {}, a
   for q = 1, n do
     local m = ARGV[j]
     if not m then return -1 end
-    ms[q] = m
-    if kindOf(m) == V then j = j + 4 else j = j + 3 end
+    local k = byte(m, -1)
+    ms[q], ks[q] = m, k
+    if k == V then j = j + 4 else j = j + 3 end
   end
   if j - 1 > #ARGV then return -1 end
   local S = loadSession(z, p, h)
   local M = S.M
-  local fields = {}
+  local fields, nf = {}, 0
   if not M[FACTS_T] or earlier(factsT, factsM, M[FACTS_T], M[FACTS_MEMBER]) then
     M[FACTS_T], M[FACTS_MEMBER] = factsT, factsM
-    fields[1], fields[2] = '#facts', facts
+    fields[1], fields[2], nf = '#facts', facts, 2
   end
   local known = false
   if M[LAST_T] then known = knownMembers(S, ms) end
   for q = 1, n do
     local m, ts, data = ms[q], ARGV[a + 1], ARGV[a + 2]
-    local t, kind, path = tonumber(ts), kindOf(m), nil
+    local t, kind, path = tonumber(ts), ks[q], nil
     if kind == V then
       path = ARGV[a + 3]
       a = a + 4
@@ -188,25 +191,29 @@ for i = 1, sessions do
     end
     if (known and known[q]) or S.added[m] then
       duplicates = duplicates + 1
-      statuses[#statuses + 1] = 'd'
+      nStatus = nStatus + 1
+      statuses[nStatus] = 'd'
     else
       local lateBefore = late
       accepted = accepted + 1
-      if isBoundary(kind) then
+      if kind == V or kind == E then
         held = held + 1
-        fields[#fields + 1] = m
-        fields[#fields + 1] = data
+        fields[nf + 1], fields[nf + 2] = m, data
+        nf = nf + 2
       else
-        readyRows[#readyRows + 1] = data
+        nReady = nReady + 1
+        readyRows[nReady] = data
       end
       if kind == V then M[VIEWS] = M[VIEWS] + 1 end
       addEvent(S, ts, m)
-      if not M[LAST_T] or earlier(M[LAST_T], M[LAST_MEMBER], t, m) then
+      local lastT = M[LAST_T]
+      if not lastT or lastT < t or (lastT == t and M[LAST_MEMBER] < m) then
         appendEvent(S, t, m, kind, path)
       else
         insertEvent(S, t, m, kind, path)
       end
-      if late > lateBefore then statuses[#statuses + 1] = 'l' else statuses[#statuses + 1] = 'a' end
+      nStatus = nStatus + 1
+      if late > lateBefore then statuses[nStatus] = 'l' else statuses[nStatus] = 'a' end
     end
   end
   flushAdds(S)
@@ -226,19 +233,22 @@ end
 
 if sessionless > 0 then
   if a + 2 * sessionless - 1 ~= #ARGV then return -1 end
-  redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. (now - C.dedupWindow))
-  redis.call('PEXPIRE', seen, C.dedupWindow + 1000)
+  redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. int(now - C.dedupWindow))
+  redis.call('PEXPIRE', seen, int(C.dedupWindow + 1000))
   for _ = 1, sessionless do
     local m, finished = ARGV[a], ARGV[a + 1]
     a = a + 2
     if redis.call('ZSCORE', seen, m) then
       duplicates = duplicates + 1
-      statuses[#statuses + 1] = 'd'
+      nStatus = nStatus + 1
+      statuses[nStatus] = 'd'
     else
       accepted = accepted + 1
-      statuses[#statuses + 1] = 'a'
-      redis.call('ZADD', seen, now, m)
-      readyRows[#readyRows + 1] = finished
+      nStatus = nStatus + 1
+      statuses[nStatus] = 'a'
+      redis.call('ZADD', seen, ARGV[1], m)
+      nReady = nReady + 1
+      readyRows[nReady] = finished
     end
   end
 elseif a - 1 ~= #ARGV then
@@ -246,8 +256,8 @@ elseif a - 1 ~= #ARGV then
 end
 
 sendSliced('RPUSH', ready, readyRows)
-if accepted > 0 then redis.call('HINCRBY', stats, 'accepted', accepted) end
-if duplicates > 0 then redis.call('HINCRBY', stats, 'duplicate', duplicates) end
-if late > 0 then redis.call('HINCRBY', stats, 'late', late) end
-if held > 0 then redis.call('HINCRBY', stats, 'held', held) end
+if accepted > 0 then redis.call('HINCRBY', stats, 'accepted', int(accepted)) end
+if duplicates > 0 then redis.call('HINCRBY', stats, 'duplicate', int(duplicates)) end
+if late > 0 then redis.call('HINCRBY', stats, 'late', int(late)) end
+if held > 0 then redis.call('HINCRBY', stats, 'held', int(held)) end
 return { accepted, duplicates, late, table.concat(statuses) }

@@ -52,16 +52,17 @@ local emitted, finalised = 0, 0
 local rows, sessionRows, dueEntries, done = {}, {}, {}, {}
 
 -- Emits the held rows of S that are due (all of them when closing), in
--- session order; returns whether any was.
+-- session order; returns whether any was and, when closing, the session's
+-- facts (read with the payloads; nil when no row was held).
 local function emitDue(S, closing)
   local list
   local M = S.M
   if closing then
-    list = redis.call('ZRANGE', S.p, 0, -1)
+    list = redis.call('ZRANGE', S.p, '0', '-1')
     -- the unsettled tail screen_view (includes/held.lua) gets its D2 duration or NULL
     if M[TAIL_HELD] and kindOf(M[TAIL_BOUNDARY]) == V then list[#list + 1] = M[TAIL_BOUNDARY] end
   else
-    list = redis.call('ZRANGEBYSCORE', S.p, '-inf', now)
+    list = redis.call('ZRANGEBYSCORE', S.p, '-inf', ARGV[1])
   end
   if #list == 0 then return false end
   local times = sendSliced('ZMSCORE', S.z, list)
@@ -69,7 +70,10 @@ local function emitDue(S, closing)
   for i, m in ipairs(list) do order[i] = { m, tonumber(times[i]) or 0 } end
   table.sort(order, function(x, y) return earlier(x[2], x[1], y[2], y[1]) end)
   for i, o in ipairs(order) do list[i] = o[1] end
+  local n = #list
+  if closing then list[n + 1] = '#facts' end
   local payloads = sendSliced('HMGET', S.h, list)
+  list[n + 1] = nil
   for i, o in ipairs(order) do
     local m, t = o[1], o[2]
     local duration, views, engaged
@@ -87,8 +91,8 @@ local function emitDue(S, closing)
   end
   sendSliced('ZREM', S.p, list)
   sendSliced('HDEL', S.h, list)
-  emitted = emitted + #list
-  return true
+  emitted = emitted + n
+  return true, payloads[n + 1]
 end
 
 for i = 1, sessions do
@@ -102,10 +106,11 @@ for i = 1, sessions do
     done[#done + 1] = member
   else
     local closing = now >= closeAt(M)
-    local changed = emitDue(S, closing) or S.converted
+    local changed, facts = emitDue(S, closing)
+    changed = changed or S.converted
     if closing then
       finalised = finalised + 1
-      local srow = sessionRow(S, now)
+      local srow = sessionRow(S, now, facts or redis.call('HGET', h, '#facts'))
       if srow then sessionRows[#sessionRows + 1] = srow end
       -- only the order set and state stay (what a late event or a retried
       -- job needs); the next arrival reopens the session and sets the long
@@ -114,7 +119,8 @@ for i = 1, sessions do
       done[#done + 1] = member
       if C.dedupWindow > 0 then
         saveSession(S, {})
-        setTtl(S, C.dedupWindow)
+        -- (p is empty: every held row was emitted)
+        setTtl(S, C.dedupWindow, true)
       else
         redis.call('DEL', h, z, p)
       end
@@ -133,8 +139,8 @@ sendSliced('RPUSH', sessionsReady, sessionRows)
 sendSliced('ZREM', due, done)
 sendSliced('ZADD', due, dueEntries)
 if emitted > 0 then
-  redis.call('HINCRBY', stats, 'emitted', emitted)
-  redis.call('HINCRBY', stats, 'held', -emitted)
+  redis.call('HINCRBY', stats, 'emitted', int(emitted))
+  redis.call('HINCRBY', stats, 'held', int(-emitted))
 end
-if finalised > 0 then redis.call('HINCRBY', stats, 'finalised', finalised) end
+if finalised > 0 then redis.call('HINCRBY', stats, 'finalised', int(finalised)) end
 return { emitted, finalised }

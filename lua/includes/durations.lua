@@ -42,7 +42,7 @@ end
 local function viewFigures(S, t, m, withEngaged)
   local prev, last, settled, duration = t, nil, false, nil
   local visibility = {}
-  eachAfter(S, m, function(next, s)
+  eachAfter(S, t, m, function(next, s)
     if s - prev > C.timeout then
       settled = true
       return true
@@ -123,7 +123,7 @@ end
 -- or its finalisation deadline (reads the first row of p).
 local function dueAt(S)
   local at = closeAt(S.M)
-  local first = tonumber(redis.call('ZRANGE', S.p, 0, 0, 'WITHSCORES')[2])
+  local first = tonumber(redis.call('ZRANGE', S.p, '0', '0', 'WITHSCORES')[2])
   if first and first < at then at = first end
   return at
 end

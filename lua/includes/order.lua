@@ -23,6 +23,7 @@ local function flushAdds(S)
   if #S.adds > 0 then
     sendSliced('ZADD', S.z, S.adds)
     S.adds = {}
+    S.win = nil
   end
 end
 
@@ -36,20 +37,38 @@ end
 
 local FIRST_CHUNK, MAX_CHUNK = 16, 512
 
--- Calls fn(member, createdAt) for each event after the known member m, in
--- order, until fn returns true.
-local function eachAfter(S, m, fn)
+-- Calls fn(member, createdAt) for each event after the known member m
+-- (createdAt t), in order, until fn returns true. What it reads stays in
+-- S.win (the events from m's rank on, and each one's place) until z
+-- changes, so scans of consecutive rows (a sweep emitting a session's rows
+-- in order) read each event once: a scan starting inside the window needs
+-- no ZRANK and reads only past the window's end; eachBefore uses it too.
+local function eachAfter(S, t, m, fn)
   flushAdds(S)
-  local rank = redis.call('ZRANK', S.z, m)
-  if not rank then return end
-  local from, size = rank + 1, FIRST_CHUNK
+  local w = S.win
+  local i = w and w.at[m]
+  if not i then
+    local rank = redis.call('ZRANK', S.z, m)
+    if not rank then return end
+    w = { from = rank, list = { m, t }, at = { [m] = 1 }, ended = false }
+    S.win, i = w, 1
+  end
+  local list, size = w.list, FIRST_CHUNK
   while true do
-    local got = redis.call('ZRANGE', S.z, from, from + size - 1, 'WITHSCORES')
-    for i = 1, #got, 2 do
-      if fn(got[i], tonumber(got[i + 1])) then return end
+    for j = i + 2, #list, 2 do
+      if fn(list[j], list[j + 1]) then return end
     end
-    if #got < 2 * size then return end
-    from = from + size
+    if w.ended then return end
+    local n = #list
+    local from = w.from + n / 2
+    local got = redis.call('ZRANGE', S.z, int(from), int(from + size - 1), 'WITHSCORES')
+    for k = 1, #got, 2 do
+      list[n + k], list[n + k + 1] = got[k], tonumber(got[k + 1])
+      w.at[got[k]] = n + k
+    end
+    -- fewer than asked: the window reaches the end of z
+    if #got < 2 * size then w.ended = true end
+    i = n - 1
     if size < MAX_CHUNK then size = size * 2 end
   end
 end
@@ -58,12 +77,24 @@ end
 -- newest first, until fn returns true.
 local function eachBefore(S, m, fn)
   flushAdds(S)
-  local rank = redis.call('ZRANK', S.z, m)
-  if not rank then return end
-  local to, size = rank - 1, FIRST_CHUNK
+  local w, to = S.win, nil
+  local i = w and w.at[m]
+  if i then
+    -- the window's part first, then what lies before it
+    local list = w.list
+    for j = i - 2, 1, -2 do
+      if fn(list[j], list[j + 1]) then return end
+    end
+    to = w.from - 1
+  else
+    local rank = redis.call('ZRANK', S.z, m)
+    if not rank then return end
+    to = rank - 1
+  end
+  local size = FIRST_CHUNK
   while to >= 0 do
     local from = math.max(0, to - size + 1)
-    local got = redis.call('ZRANGE', S.z, from, to, 'WITHSCORES')
+    local got = redis.call('ZRANGE', S.z, int(from), int(to), 'WITHSCORES')
     for i = #got - 1, 1, -2 do
       if fn(got[i], tonumber(got[i + 1])) then return end
     end
@@ -82,6 +113,6 @@ end
 -- The createdAt of the session's first event and the number of its events.
 local function extent(S)
   flushAdds(S)
-  local first = redis.call('ZRANGE', S.z, 0, 0, 'WITHSCORES')
+  local first = redis.call('ZRANGE', S.z, '0', '0', 'WITHSCORES')
   return tonumber(first[2]), redis.call('ZCARD', S.z)
 end

@@ -10,17 +10,22 @@ local function intOrNull(n)
   return int(n)
 end
 
--- The events row: the payload written by the worker, a JSON array of the
--- columns after the figures (src/event/columns.ts), with the figures
--- (duration, screenViews, engagedMs) spliced in front. A payload held since
--- a release before 0.5 is a JSON object: it gets them as keys (the flusher
--- inserts such rows too).
+-- The events row: the figures (duration, screenViews, engagedMs) in front
+-- of the payload written by the worker, the columns after the figures
+-- (src/event/columns.ts). A payload held by 0.1.0 is the whole JSON array
+-- (its '[' is cut), one held since a release before 0.5 a JSON object,
+-- which gets the figures as keys (the flusher inserts such rows too).
 local function row(duration, views, engaged, payload)
-  local d, e = intOrNull(duration), intOrNull(engaged)
-  if string.byte(payload, 1) == 91 then -- '['
-    return '[' .. d .. ',' .. views .. ',' .. e .. ',' .. string.sub(payload, 2)
+  local d, e, first = intOrNull(duration), intOrNull(engaged), string.byte(payload, 1)
+  if first ~= 91 and first ~= 123 then
+    -- this release's held payload: the array without its '[' (heldPayload in
+    -- src/event/columns.ts), so it is not copied before the concatenation
+    return '[' .. d .. ',' .. int(views) .. ',' .. e .. ',' .. payload
   end
-  return '{"duration":' .. d .. ',"screenViews":' .. views .. ',"engagedMs":' .. e .. ',' .. string.sub(payload, 2)
+  if first == 91 then -- '[', held by 0.1.0
+    return '[' .. d .. ',' .. int(views) .. ',' .. e .. ',' .. string.sub(payload, 2)
+  end
+  return '{"duration":' .. d .. ',"screenViews":' .. int(views) .. ',"engagedMs":' .. e .. ',' .. string.sub(payload, 2)
 end
 
 -- The sessions row of a finalised session: the earliest event's session
@@ -28,9 +33,8 @@ end
 -- known, `version` = the buffer time of this finalisation (a session
 -- finalised again after late events replaces its earlier row). nil when the
 -- session has no facts (its state expired).
-local function sessionRow(S, now)
+local function sessionRow(S, now, facts)
   local M = S.M
-  local facts = redis.call('HGET', S.h, '#facts')
   if not facts then return nil end
   local start, count = extent(S)
   if not start then return nil end
@@ -41,9 +45,9 @@ local function sessionRow(S, now)
     .. ',"start":' .. int(start)
     .. ',"end":' .. int(finish)
     .. ',"duration":' .. int(finish - start)
-    .. ',"screenViews":' .. M[VIEWS]
+    .. ',"screenViews":' .. int(M[VIEWS])
     .. ',"engagedMs":' .. intOrNull(M[ENGAGED] or nil)
-    .. ',"eventCount":' .. count
+    .. ',"eventCount":' .. int(count)
     .. ',"entryPath":' .. (M[ENTRY_PATH] or '""')
     .. ',"exitPath":' .. (M[EXIT_PATH] or '""')
     .. ',"isBounce":' .. bounce

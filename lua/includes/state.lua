@@ -78,11 +78,13 @@ local function saveSession(S, fields)
   sendSliced('HSET', S.h, fields)
 end
 
--- The keys' TTL: the sorted sets outlive the hash by a second.
-local function setTtl(S, ms)
-  redis.call('PEXPIRE', S.h, ms)
-  redis.call('PEXPIRE', S.z, ms + 1000)
-  redis.call('PEXPIRE', S.p, ms + 1000)
+-- The keys' TTL: the sorted sets outlive the hash by a second (pEmpty: p
+-- holds nothing, so it has no key to expire).
+local function setTtl(S, ms, pEmpty)
+  local outlive = int(ms + 1000)
+  redis.call('PEXPIRE', S.h, int(ms))
+  redis.call('PEXPIRE', S.z, outlive)
+  if not pEmpty then redis.call('PEXPIRE', S.p, outlive) end
 end
 
 -- Whether the safety TTL of an open session is due: never set, or set a

@@ -24,7 +24,7 @@
  */
 import type { BufferSettings } from '../config.js';
 import { compareEvents } from './durations.js';
-import { finishedRow } from '../event/columns.js';
+import { finishedRow, heldPayload } from '../event/columns.js';
 import { isHeldKind, type NormalizedEvent } from '../event/normalize.js';
 import { BufferKeys, sessionMember, shardOf, type ShardKeys } from './keys.js';
 import { sessionView, type SessionView } from './inspect.js';
@@ -83,7 +83,7 @@ const SWEEP_PAGE = 256;
 
 /** An event as the ingest script takes it: a held one's payload, or the finished row of any other. */
 function ingestEvent(e: NormalizedEvent): IngestEvent {
-  const event: IngestEvent = { id: e.id, createdAtMs: e.createdAtMs, kind: e.kind, data: isHeldKind(e.kind) ? e.payload : finishedRow(e.payload), path: e.kind === 'v' ? JSON.stringify(e.path) : '' };
+  const event: IngestEvent = { id: e.id, createdAtMs: e.createdAtMs, kind: e.kind, data: isHeldKind(e.kind) ? heldPayload(e.payload) : finishedRow(e.payload), path: e.kind === 'v' ? JSON.stringify(e.path) : '' };
   if (e.sliceMs !== undefined) event.sliceMs = e.sliceMs;
   return event;
 }

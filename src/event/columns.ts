@@ -38,6 +38,14 @@ export function payloadOf(row: Readonly<Partial<Record<PayloadColumn, unknown>>>
 /** The finished row of an event that is never held: duration NULL, screenViews 0, engagedMs NULL (as row() in Lua writes it). */
 export const finishedRow = (payload: string): string => `[null,0,null,${payload.slice(1)}`;
 
+/**
+ * A held event's payload as the buffer keeps it: the positional payload
+ * without its opening '[', so that the sweep's row is '[' + figures + ',' +
+ * it, one concatenation (a copy of the payload in Lua costs as much as the
+ * row itself). Payloads held by 0.1.0 start with '[' and are still read.
+ */
+export const heldPayload = (payload: string): string => payload.slice(1);
+
 /** A row is positional when it is a JSON array; rows of earlier releases are objects. */
 export const isPositionalRow = (text: string): boolean => text.charCodeAt(0) === 0x5b; // '['
 
@@ -68,6 +76,8 @@ export function parseEventRow(text: string): Record<string, unknown> {
 
 /** A held payload (either layout) as an object by column, absent values left out. */
 export function parsePayload(text: string): Record<string, unknown> {
+  // a held payload of this release (heldPayload) lacks its '['
+  if (text.charCodeAt(0) !== 0x5b && text.charCodeAt(0) !== 0x7b) text = `[${text}`;
   if (!isPositionalRow(text)) return JSON.parse(text) as Record<string, unknown>;
   const { duration: _d, screenViews: _s, engagedMs: _e, ...payload } = parseEventRow(finishedRow(text));
   return payload;
