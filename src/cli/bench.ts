@@ -8,6 +8,7 @@ import { benchBuffer, benchGrowth, benchLongSession, type BufferBenchResult, typ
 import { benchFlush, type FlushBenchResult } from '../bench/flush-bench.js';
 import { benchHttp } from '../bench/http-bench.js';
 import { topSelfTime } from '../bench/profile.js';
+import { checkoutLabel, compareBuffers, loadSide, normalizer, THIS_CHECKOUT, type BufferSide } from '../bench/compare.js';
 import { benchTargets } from '../bench/targets.js';
 import { benchStorage, rowsFor } from '../bench/storage-bench.js';
 import { benchEndToEnd, benchWorker, type EndToEndResult, type WorkerBenchResult } from '../bench/worker-bench.js';
@@ -31,7 +32,7 @@ export function registerBench(program: Command): void {
       'benchmarks, each next to its ceiling in the same run. pipeline (default): the buffer and the worker against per-event Lua and a ' +
         'no-op BullMQ worker, on a private redis-server. storage: the optimised schema and views against a naive table',
     )
-    .argument('[suite]', 'pipeline | storage | http', 'pipeline')
+    .argument('[suite]', 'pipeline | storage | http | buffer', 'pipeline')
     .option('--events <n>', 'events to generate (pipeline: 100 000, storage: 1 000 000)', int(1))
     .option('--runs <n>', 'storage: timed runs per query (the median is reported)', int(1, 1_000), 5)
     .option('--quick', 'a short run (20 000 events)', false)
@@ -41,9 +42,15 @@ export function registerBench(program: Command): void {
     .option('--connections <n>', 'http: concurrent connections', int(1, 10_000), 50)
     .option('--duration <s>', 'http: seconds per round (two rounds per route)', int(1, 3_600), 10)
     .option('--e2e-requests <n>', 'http: requests of the end-to-end run into ClickHouse', int(1), 20_000)
+    .option('--against <checkout>', 'buffer: another checkout (built, e.g. the previous release) whose session buffer runs alternately with this one')
+    .option('--rounds <n>', 'buffer: rounds of each side (the median is reported)', int(1, 100), 3)
     .option('--profile <dir>', 'write CPU profiles (.cpuprofile) into dir: the worker during endToEnd (pipeline), serve during its rounds (http); prints the ten functions with the most self time')
-    .action(async (suite: string, opts: { events?: number; runs: number; quick: boolean; json: boolean; redisUrl?: string; workerEvents: number; connections: number; duration: number; e2eRequests: number; profile?: string }) => {
+    .action(async (suite: string, opts: { events?: number; runs: number; quick: boolean; json: boolean; redisUrl?: string; workerEvents: number; connections: number; duration: number; e2eRequests: number; profile?: string; against?: string; rounds: number }) => {
       if (opts.profile) mkdirSync(opts.profile, { recursive: true });
+      if (suite === 'buffer') {
+        await bufferSuite(opts);
+        return;
+      }
       if (suite === 'storage') {
         await storageSuite(opts);
         return;
@@ -52,7 +59,7 @@ export function registerBench(program: Command): void {
         await httpSuite(opts);
         return;
       }
-      if (suite !== 'pipeline') throw new Error(`bench ${JSON.stringify(suite)}: expected pipeline, storage or http`);
+      if (suite !== 'pipeline') throw new Error(`bench ${JSON.stringify(suite)}: expected pipeline, storage, http or buffer`);
       const config = loadConfig(process.env);
       const target = opts.quick ? 20_000 : (opts.events ?? 100_000);
       const workerEvents = opts.quick ? 5_000 : opts.workerEvents;
@@ -298,6 +305,39 @@ async function httpSuite(opts: { quick: boolean; json: boolean; connections: num
   out(`ratio /track ÷ no-op: ${r.ratios.trackVsNoop} (target >= 0.5: ${r.ratios.trackVsNoop >= 0.5 ? 'met' : 'not met'}); ${r.track.meanEventsPerJob} events per coalesced job`);
   out(`end to end: ${r.endToEnd.requests} /track requests -> ${r.endToEnd.rows} rows visible in ClickHouse in ${r.endToEnd.seconds} s (${r.endToEnd.eventsPerSecond} events/s, including the 2.5 s session timeout + grace of the last views)`);
   if (r.profile) printProfile('serve during the /track and no-op rounds', r.profile);
+}
+
+/** `bench buffer [--against <checkout>]`: the session buffer alone, or side by side with another checkout's, alternating. */
+async function bufferSuite(opts: { events?: number; quick: boolean; json: boolean; redisUrl?: string; against?: string; rounds: number }): Promise<void> {
+  const target = opts.quick ? 20_000 : (opts.events ?? 100_000);
+  const generated = generateEvents({ sessions: Math.ceil(target / EVENTS_PER_SESSION), seed: 42 }).slice(0, target);
+  const current: BufferSide = { label: checkoutLabel(THIS_CHECKOUT), bench: benchBuffer, normalize: normalizer(normalizeEvent), settings: (env) => loadConfig(env) };
+  const against = opts.against ? await loadSide(opts.against) : current;
+  const server = opts.redisUrl ? undefined : await startRedisServer();
+  const redis = await connectRedis(opts.redisUrl ?? (server as { url: string }).url);
+  try {
+    const progress = opts.json ? undefined : (label: string): boolean => process.stderr.write(`bench buffer: ${label}\n`);
+    const measures = await compareBuffers(redis, generated, process.env, `bench-buffer-${ulid()}`, against, current, opts.rounds, progress);
+    if (opts.json) {
+      out(JSON.stringify({ events: generated.length, rounds: opts.rounds, against: against.label, current: current.label, measures }));
+      return;
+    }
+    out(`bench buffer: ${generated.length} events, ${opts.rounds} rounds alternating; ${against === current ? 'this build against itself (pass --against <checkout>)' : `${against.label} (against) and ${current.label}`}`);
+    out(
+      table(
+        measures.map((m) => ({
+          measure: m.measure,
+          against: `${m.against.join(', ')} (median ${[...m.against].sort((a, b) => a - b)[Math.floor(m.against.length / 2)]})`,
+          current: `${m.current.join(', ')} (median ${[...m.current].sort((a, b) => a - b)[Math.floor(m.current.length / 2)]})`,
+          'current ÷ against': m.ratio,
+          unit: m.unit,
+        })),
+      ),
+    );
+  } finally {
+    redis.disconnect();
+    await server?.stop();
+  }
 }
 
 /** The ten functions with the most self time in a profile `bench --profile` wrote. */
