@@ -36,7 +36,7 @@ interface ProfileNode {
 export interface SelfTime {
   fn: string;
   where: string;
-  /** Share of all samples, 0..1. */
+  /** Share of the busy samples (all but idle), 0..1. */
   share: number;
 }
 
@@ -51,8 +51,10 @@ export function topSelfTime(file: string, n = 10): SelfTime[] {
     : profile.nodes.map((node) => [node, node.hitCount ?? 0]);
   let total = 0;
   for (const [node, c] of hits) {
-    total += c;
     const fn = node.callFrame.functionName || '(anonymous)';
+    // waiting is not work: shares are of the busy samples
+    if (fn === '(idle)') continue;
+    total += c;
     const url = node.callFrame.url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, '').replace(/^.*\/(src|dist)\//, '$1/');
     const where = url ? `${url}:${node.callFrame.lineNumber + 1}` : '';
     const key = `${fn}\u0000${where}`;

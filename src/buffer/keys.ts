@@ -115,7 +115,7 @@ export class BufferKeys {
 export class IntakeKeys {
   constructor(readonly prefix: string) {}
 
-  /** STRING `<sessionId>\t<lastEventMs>` of a device id (lua/intakeSession-2.lua). */
+  /** STRING `<sessionId>\t<lastEventMs>` of a device id (lua/intakeSessions-0.lua). */
   device(bucket: string, deviceId: string): string {
     return `${this.prefix}:{d${bucket}}:dev:${deviceId}`;
   }

@@ -90,7 +90,7 @@ export const scripts = {
   ackBatch: loadScript('ackBatch-4.lua'),
   flushGroup: loadScript('flushGroup-2.lua'),
   releaseLease: loadScript('releaseLease-1.lua'),
-  intakeSession: loadScript('intakeSession-2.lua'),
+  intakeSessions: loadScript('intakeSessions-0.lua'),
   redriveDead: loadScript('redriveDead-3.lua'),
 } as const;
 
@@ -250,29 +250,56 @@ export async function releaseLease(redis: RedisClient, keys: { lease: string }, 
   return reply === 1;
 }
 
-/** Which of a visitor's two device records holds its session (lua/intakeSession-2.lua). */
+/** Which of a visitor's two device records holds its session (lua/intakeSessions-0.lua). */
 export interface IntakeSessionReply {
   holder: 'today' | 'yesterday';
   sessionId: string;
 }
 
+/** One visitor of an intakeSessions call: its two device records, its event time and the session id to start if none is live. */
+export interface IntakeSessionAsk {
+  today: string;
+  yesterday: string;
+  nowMs: number;
+  newSessionId: string;
+}
+
 /**
- * The ingestion server's session decision: the live session of the device's
- * record under today's or yesterday's id, or `newSessionId` recorded under
- * today's. Atomic, so replicas agree.
+ * The ingestion server's session decisions for a batch of visitors, in one
+ * call: for each, the live session of the device's record under today's or
+ * yesterday's id, or its `newSessionId` recorded under today's. Atomic, so
+ * replicas agree; decided in order, so one visitor twice gets one session.
+ * (Under Redis Cluster the asks of a call must share a hash tag.)
  */
+export async function intakeSessions(
+  redis: RedisClient,
+  asks: readonly IntakeSessionAsk[],
+  timing: { timeoutMs: number; ttlMs: number },
+): Promise<IntakeSessionReply[]> {
+  const keys: string[] = [];
+  const args: (string | number)[] = [timing.timeoutMs, timing.ttlMs];
+  for (const a of asks) {
+    keys.push(a.today, a.yesterday);
+    args.push(a.nowMs, a.newSessionId);
+  }
+  const reply = expectArray(scripts.intakeSessions, await scripts.intakeSessions.run(redis, keys, args));
+  if (reply.length !== 2 * asks.length) throw new ScriptError('intakeSessions', `${reply.length / 2} answers for ${asks.length} visitors`);
+  return asks.map((_, i) => {
+    const holder = reply[2 * i];
+    const sessionId = reply[2 * i + 1];
+    if ((holder !== 1 && holder !== 2) || typeof sessionId !== 'string') throw new ScriptError('intakeSessions', `unexpected reply ${JSON.stringify(reply.slice(2 * i, 2 * i + 2))}`);
+    return { holder: holder === 1 ? 'today' : 'yesterday', sessionId };
+  });
+}
+
+/** The session decision of one visitor (intakeSessions with one ask). */
 export async function intakeSession(
   redis: RedisClient,
   keys: { today: string; yesterday: string },
   args: { nowMs: number; timeoutMs: number; newSessionId: string; ttlMs: number },
 ): Promise<IntakeSessionReply> {
-  const reply = expectArray(
-    scripts.intakeSession,
-    await scripts.intakeSession.run(redis, [keys.today, keys.yesterday], [args.nowMs, args.timeoutMs, args.newSessionId, args.ttlMs]),
-  );
-  const [holder, sessionId] = reply;
-  if ((holder !== 1 && holder !== 2) || typeof sessionId !== 'string') throw new ScriptError('intakeSession', `unexpected reply ${JSON.stringify(reply)}`);
-  return { holder: holder === 1 ? 'today' : 'yesterday', sessionId };
+  const [reply] = await intakeSessions(redis, [{ ...keys, nowMs: args.nowMs, newSessionId: args.newSessionId }], args);
+  return reply as IntakeSessionReply;
 }
 
 /** Fails loudly when a script returned a code, naming the script and the code. */

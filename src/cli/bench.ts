@@ -343,5 +343,5 @@ async function bufferSuite(opts: { events?: number; quick: boolean; json: boolea
 /** The ten functions with the most self time in a profile `bench --profile` wrote. */
 function printProfile(what: string, file: string): void {
   out(`CPU profile of ${what}: ${file} (open it in Chrome DevTools or speedscope); most self time:`);
-  out(table(topSelfTime(file).map((t) => ({ 'self %': (t.share * 100).toFixed(1), function: t.fn, where: t.where }))));
+  out(table(topSelfTime(file).map((t) => ({ 'self %': (t.share * 100).toFixed(1), function: t.fn.length > 60 ? `${t.fn.slice(0, 57)}...` : t.fn, where: t.where }))));
 }

@@ -78,7 +78,7 @@ export async function startIntake(
     onChange: (state, backlog) => log.warn({ state, backlogRows: backlog }, 'intake gate'),
   });
   const geoip = config.geoipDb ? await openGeoip(config.geoipDb) : undefined;
-  const identity = new Identity(redis, new IntakeKeys(config.keyPrefix), config.sessionTimeoutMs);
+  const identity = new Identity(redis, new IntakeKeys(config.keyPrefix), config.sessionTimeoutMs, { maxEvents: config.intakeBatchMaxEvents, windowMs: config.intakeBatchWindowMs });
   const server = buildIntakeServer({
     projects,
     identity,

@@ -4,14 +4,14 @@
  * after SCRIPT FLUSH.
  */
 import { describe, expect, it } from 'vitest';
-import { intakeSession, redriveDead, ScriptCode } from '../../../src/buffer/scripts.js';
+import { intakeSession, intakeSessions, redriveDead, ScriptCode, scripts } from '../../../src/buffer/scripts.js';
 import { ScriptError } from '../../../src/errors.js';
 import { useServices } from '../../helpers/services.js';
 
 const services = useServices({ clickhouse: false });
 const T = Date.UTC(2026, 11, 1, 10);
 
-describe('intakeSession-2.lua', () => {
+describe('intakeSessions-0.lua', () => {
   const keys = () => ({ today: `${services.server.prefix}:{d1}:dev:today`, yesterday: `${services.server.prefix}:{d1}:dev:yesterday` });
 
   it("starts a session under today's id, keeps it while events come within the timeout, and sets a TTL", async () => {
@@ -34,6 +34,24 @@ describe('intakeSession-2.lua', () => {
     await services.redis.set(k.yesterday, `old\t${T - 1_000}`);
     expect(await intakeSession(services.redis, k, { nowMs: T, timeoutMs: 60_000, newSessionId: 'new', ttlMs: 120_000 })).toEqual({ holder: 'yesterday', sessionId: 'old' });
     expect(await services.redis.exists(k.today)).toBe(0);
+  });
+
+  it('decides several visitors in one call, in order: the same visitor twice gets one session', async () => {
+    const a = { today: `${services.server.prefix}:{d3}:dev:a`, yesterday: `${services.server.prefix}:{d3}:dev:a0` };
+    const b = { today: `${services.server.prefix}:{d3}:dev:b`, yesterday: `${services.server.prefix}:{d3}:dev:b` };
+    const replies = await intakeSessions(
+      services.redis,
+      [
+        { ...a, nowMs: T, newSessionId: 'sa' },
+        { ...b, nowMs: T, newSessionId: 'sb' },
+        { ...a, nowMs: T + 1, newSessionId: 'sa2' },
+      ],
+      { timeoutMs: 60_000, ttlMs: 120_000 },
+    );
+    expect(replies.map((r) => r.sessionId)).toEqual(['sa', 'sb', 'sa']);
+    expect(await services.redis.get(a.today)).toBe(`sa\t${T + 1}`);
+    // an odd number of keys is ARGS_MISMATCH
+    expect(await scripts.intakeSessions.run(services.redis, [a.today], [60_000, 120_000, T, 'x'])).toBe(ScriptCode.ARGS_MISMATCH);
   });
 
   it('answers ARGS_MISMATCH for an argument that is not a number, and works after SCRIPT FLUSH', async () => {
