@@ -150,9 +150,6 @@ export function failureKind(err: unknown): FailureKind {
   return 'permanent';
 }
 
-/** Whether trying the same call again later can succeed (transient failures; out-of-memory has its own handling). */
-export const isRetryable = (err: unknown): boolean => failureKind(err) === 'transient';
-
 /** Redis refused a write because it is at maxmemory under noeviction. */
 export const isOutOfMemory = (err: unknown): boolean => failureKind(err) === 'out-of-memory';
 
