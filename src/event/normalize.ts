@@ -10,7 +10,7 @@ import { newUlid as ulid } from './ulid.js';
 import { ValidationError, type ValidationIssue } from '../errors.js';
 import { DotsError, toDots, type DottedProperties } from './dots.js';
 import { LIMITS } from './limits.js';
-import { payloadOf, type PayloadColumn } from './columns.js';
+import type { PAYLOAD_COLUMNS } from './columns.js';
 import { asRawEvent, fastValidate } from './fast-validate.js';
 import { eventSchema, parseCreatedAt, VISIBILITY_EVENTS, type RawEvent } from './schema.js';
 
@@ -48,12 +48,6 @@ export interface NormalizeOptions {
   maxFutureMs: number;
 }
 
-const TEXT_COLUMNS = [
-  'deviceId', 'profileId', 'path', 'origin', 'referrer', 'referrerName', 'referrerType',
-  'utmSource', 'utmMedium', 'utmCampaign', 'utmTerm', 'utmContent', 'city', 'region',
-  'os', 'osVersion', 'browser', 'browserVersion', 'device', 'brand', 'model', 'ip', 'userAgent',
-] as const satisfies readonly (keyof RawEvent)[];
-
 /** Columns of the sessions table taken from the session's earliest event. */
 const SESSION_FACT_COLUMNS = [
   'projectId', 'deviceId', 'profileId', 'referrer', 'referrerName', 'referrerType', 'utmSource', 'utmMedium',
@@ -66,16 +60,44 @@ export const CLAMPED_PROPERTY = '$clampedCreatedAt';
 /** The property holding a visibility event's `visibleMs`. */
 export const VISIBLE_MS_PROPERTY = '$visibleMs';
 
-/** ClickHouse DateTime64(3) text form, always UTC. */
+const DAY_MS = 86_400_000;
+/** The first instant of year 10000: past it, ISO text has more than four year digits. */
+const YEAR_10000_MS = 253_402_300_800_000;
+const pad2 = (n: number): string => (n < 10 ? `0${n}` : String(n));
+const pad3 = (n: number): string => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : String(n));
+
+/**
+ * ClickHouse DateTime64(3) text form, always UTC (`2026-10-01 12:00:00.000`).
+ * The date part is kept for the last day formatted (a job's events share their
+ * days) and the time of day is arithmetic, instead of a Date and its ISO text
+ * per value; instants outside years 0000..9999 go through Date as before.
+ */
 export function formatDateTime(ms: number): string {
-  // a job's events share their receive time: the last value is kept
-  if (ms === lastFormatted.ms) return lastFormatted.text;
-  const text = new Date(ms).toISOString().slice(0, 23).replace('T', ' ');
-  lastFormatted.ms = ms;
-  lastFormatted.text = text;
-  return text;
+  if (!(ms >= 0 && ms < YEAR_10000_MS) || !Number.isInteger(ms)) return new Date(ms).toISOString().slice(0, 23).replace('T', ' ');
+  const day = Math.floor(ms / DAY_MS);
+  if (day !== lastDay.day) {
+    lastDay.day = day;
+    lastDay.text = new Date(day * DAY_MS).toISOString().slice(0, 11).replace('T', ' ');
+  }
+  let rest = ms - day * DAY_MS;
+  const milli = rest % 1000;
+  rest = (rest - milli) / 1000;
+  const second = rest % 60;
+  rest = (rest - second) / 60;
+  const minute = rest % 60;
+  return `${lastDay.text}${pad2((rest - minute) / 60)}:${pad2(minute)}:${pad2(second)}.${pad3(milli)}`;
 }
-const lastFormatted = { ms: Number.NaN, text: '' };
+const lastDay = { day: Number.NaN, text: '' };
+
+/** formatDateTime of a receive time: every event of a job has the same one, formatted once. */
+function formatReceived(ms: number): string {
+  if (ms !== lastReceived.ms) {
+    lastReceived.ms = ms;
+    lastReceived.text = formatDateTime(ms);
+  }
+  return lastReceived.text;
+}
+const lastReceived = { ms: Number.NaN, text: '' };
 
 const KINDS: Readonly<Record<string, EventKind>> = { screen_view: 'v', session_end: 'e', page_hidden: 'h', page_visible: 's' };
 
@@ -130,27 +152,9 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions, assign
   }
 
   const id = raw.id ?? assignId();
-  const row: Partial<Record<PayloadColumn, unknown>> = {
-    id,
-    projectId: raw.projectId,
-    name: raw.name,
-    sessionId: raw.sessionId ?? '',
-    createdAt: formatDateTime(createdAtMs),
-    timestamp: formatDateTime(options.receivedAtMs),
-  };
-  for (const column of TEXT_COLUMNS) {
-    const value = raw[column];
-    if (value !== undefined) row[column] = value;
-  }
-  if (raw.country) row.country = raw.country.toUpperCase();
-  if (raw.latitude !== undefined) row.latitude = raw.latitude;
-  if (raw.longitude !== undefined) row.longitude = raw.longitude;
+  const country = raw.country ? raw.country.toUpperCase() : undefined;
   // the slice is kept with the event's properties too, as it was measured
   if (raw.visibleMs !== undefined) properties[VISIBLE_MS_PROPERTY] = String(raw.visibleMs);
-  row.properties = properties;
-  const sessionFacts: Record<string, unknown> = {};
-  if (raw.sessionId) for (const column of SESSION_FACT_COLUMNS) if (row[column] !== undefined) sessionFacts[column] = row[column];
-
   const event: NormalizedEvent = {
     id,
     projectId: raw.projectId,
@@ -160,11 +164,40 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions, assign
     createdAtMs,
     clamped,
     path: raw.path ?? '',
-    sessionFacts,
-    payload: payloadOf(row),
+    // read once per session and call (the facts of its earliest event), so built only when read
+    get sessionFacts() {
+      return raw.sessionId ? sessionFactsOf(raw, country) : {};
+    },
+    payload: payloadJson(raw, id, formatDateTime(createdAtMs), formatReceived(options.receivedAtMs), country, properties),
   };
   if (raw.visibleMs !== undefined) event.sliceMs = raw.visibleMs;
   return event;
+}
+
+/**
+ * The positional payload, written as one array literal in PAYLOAD_COLUMNS
+ * order (columns.ts; test/unit/event/normalize.test.ts checks every position)
+ * rather than an object by column that payloadOf() maps: no object with a
+ * per-event set of keys, no lookups by name. Absent values are null.
+ */
+function payloadJson(raw: RawEvent, id: string, createdAt: string, timestamp: string, country: string | undefined, properties: DottedProperties): string {
+  return JSON.stringify([
+    id, raw.projectId, raw.name, raw.sessionId ?? '', createdAt, timestamp,
+    raw.deviceId ?? null, raw.profileId ?? null, raw.path ?? null, raw.origin ?? null, raw.referrer ?? null, raw.referrerName ?? null, raw.referrerType ?? null,
+    raw.utmSource ?? null, raw.utmMedium ?? null, raw.utmCampaign ?? null, raw.utmTerm ?? null, raw.utmContent ?? null, country ?? null, raw.city ?? null, raw.region ?? null,
+    raw.latitude ?? null, raw.longitude ?? null, raw.os ?? null, raw.osVersion ?? null, raw.browser ?? null, raw.browserVersion ?? null, raw.device ?? null, raw.brand ?? null, raw.model ?? null,
+    raw.ip ?? null, raw.userAgent ?? null, properties,
+  ] as const satisfies { readonly length: typeof PAYLOAD_COLUMNS.length });
+}
+
+/** The sessions-row columns this event would give its session as its earliest event. */
+function sessionFactsOf(raw: RawEvent, country: string | undefined): Record<string, unknown> {
+  const facts: Record<string, unknown> = {};
+  for (const column of SESSION_FACT_COLUMNS) {
+    const value = column === 'country' ? country : raw[column];
+    if (value !== undefined) facts[column] = value;
+  }
+  return facts;
 }
 
 /** Parses and normalizes one NDJSON line, enforcing the byte limit before parsing. */

@@ -150,13 +150,21 @@ export type IncomingEvent = Simplify<Omit<z.input<typeof eventSchema>, 'properti
  * calendar fields are checked first; returns the rule broken, if any.
  */
 function impossibleDate(m: RegExpExecArray): string | undefined {
-  const [year, month, day, hour, minute, second] = [1, 2, 3, 4, 5, 6].map((i) => Number(m[i] ?? 0)) as [number, number, number, number, number, number];
-  const daysInMonth = month >= 1 && month <= 12 ? new Date(Date.UTC(year, month, 0)).getUTCDate() : 0;
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth) {
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) {
     return `must be a real calendar date (${m[1]}-${m[2]}-${m[3]} does not exist)`;
   }
-  if (hour > 23 || minute > 59 || second > 59) return `must be a real time of day (${m[4]}:${m[5]}${m[6] ? `:${m[6]}` : ''} does not exist)`;
+  if (Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6] ?? 0) > 59) return `must be a real time of day (${m[4]}:${m[5]}${m[6] ? `:${m[6]}` : ''} does not exist)`;
   return undefined;
+}
+
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] as const;
+/** Days in a month (1..12) of the proleptic Gregorian calendar, as Date counts them. */
+function daysInMonth(year: number, month: number): number {
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return month === 2 && leap ? 29 : (MONTH_DAYS[month - 1] as number);
 }
 
 /** Parses `createdAt` into epoch milliseconds, or returns the rule it broke. */

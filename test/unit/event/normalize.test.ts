@@ -1,7 +1,9 @@
 import { PAYLOAD_COLUMNS, parsePayload } from '../../../src/event/columns.js';
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../src/errors.js';
-import { CLAMPED_PROPERTY, normalizeEvent, normalizeLine } from '../../../src/event/normalize.js';
+import { parseCreatedAt } from '../../../src/event/schema.js';
+import fc from 'fast-check';
+import { CLAMPED_PROPERTY, formatDateTime, normalizeEvent, normalizeLine } from '../../../src/event/normalize.js';
 
 const now = Date.UTC(2026, 10, 25, 12, 0, 0);
 const opts = { receivedAtMs: now, maxFutureMs: 3_600_000 };
@@ -35,6 +37,46 @@ describe('normalizeEvent', () => {
     expect(e.payload.startsWith('["a","p1","screen_view","s1"')).toBe(true);
     expect(row).toMatchObject({ id: 'a', projectId: 'p1', sessionId: 's1', createdAt: '2026-09-21 14:13:20.123', country: 'DE', properties: { 'cart.n': '2' } });
     expect(JSON.parse(e.payload)).toHaveLength(PAYLOAD_COLUMNS.length); // no duration, no screenViews
+  });
+
+  it('puts every column of the payload at its PAYLOAD_COLUMNS position, and null where the event has none', () => {
+    const text = ['deviceId', 'profileId', 'path', 'origin', 'referrer', 'referrerName', 'referrerType', 'utmSource', 'utmMedium', 'utmCampaign', 'utmTerm', 'utmContent', 'city', 'region', 'os', 'osVersion', 'browser', 'browserVersion', 'device', 'brand', 'model', 'ip', 'userAgent'];
+    const full = { ...base, id: 'e-1', country: 'fr', latitude: 48.85, longitude: 2.35, properties: { a: 1 }, ...Object.fromEntries(text.map((c) => [c, `${c}-value`])) };
+    const values = JSON.parse(normalizeEvent(full, opts).payload) as unknown[];
+    const expected: Record<string, unknown> = { ...full, createdAt: '2026-11-25 11:59:00.000', timestamp: '2026-11-25 12:00:00.000', country: 'FR', properties: { a: '1' } };
+    PAYLOAD_COLUMNS.forEach((column, i) => expect([column, values[i]]).toEqual([column, expected[column]]));
+    const bare = JSON.parse(normalizeEvent({ projectId: 'p1', name: 'click', createdAt: base.createdAt, id: 'e-2' }, opts).payload) as unknown[];
+    PAYLOAD_COLUMNS.forEach((column, i) => {
+      if (!['id', 'projectId', 'name', 'sessionId', 'createdAt', 'timestamp', 'properties'].includes(column)) expect([column, bare[i]]).toEqual([column, null]);
+    });
+  });
+
+  it('gives the session facts of the sessions row from the event, country upper-cased, and none without a session', () => {
+    const e = normalizeEvent({ ...base, country: 'de', os: 'Linux', utmSource: 'news', path: '/x' }, opts);
+    expect(e.sessionFacts).toEqual({ projectId: 'p1', country: 'DE', os: 'Linux', utmSource: 'news' });
+    expect(normalizeEvent({ ...base, sessionId: undefined, os: 'Linux' }, opts).sessionFacts).toEqual({});
+  });
+
+  it('formats DateTime64 text as the ISO time in UTC, for any instant from 1970 to 9999 and in any order', () => {
+    const iso = (ms: number) => new Date(ms).toISOString().slice(0, 23).replace('T', ' ');
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 253_402_300_799_999 }), { minLength: 1, maxLength: 20 }), (list) => {
+        for (const ms of list) expect(formatDateTime(ms)).toBe(iso(ms));
+      }),
+      { numRuns: 2_000 },
+    );
+    for (const ms of [0, 86_399_999, 86_400_000, Date.UTC(2024, 1, 29, 23, 59, 59, 999), 253_402_300_799_999]) expect(formatDateTime(ms)).toBe(iso(ms));
+  });
+
+  it('takes a calendar day exactly when the calendar has it, century leap rules included', () => {
+    const pad = (n: number) => String(n).padStart(2, '0');
+    for (const year of [2000, 2023, 2024, 2100, 2400])
+      for (let month = 1; month <= 12; month += 1)
+        for (let day = 27; day <= 31; day += 1) {
+          const exists = new Date(Date.UTC(year, month - 1, day)).getUTCDate() === day;
+          const ms = parseCreatedAt(`${year}-${pad(month)}-${pad(day)}T00:00:00Z`);
+          expect([year, month, day, typeof ms]).toEqual([year, month, day, exists ? 'number' : 'string']);
+        }
   });
 
   it('accepts a leap day in a leap year', () => {
