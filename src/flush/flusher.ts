@@ -100,6 +100,8 @@ export class Flusher {
   private readonly streams: Readonly<Record<RowStream, FlushStream>>;
   private readonly inserter: Inserter;
   private readonly groups: Groups;
+  /** The end of the last round this flusher started: rounds of one flusher take turns (see turn()). */
+  private lastTurn: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly redis: RedisClient,
@@ -132,11 +134,11 @@ export class Flusher {
     return this.inserter.insert(id, rows, table);
   }
 
-  private async claim(shard: number, stream: FlushStream): Promise<Claim> {
+  private async claim(shard: number, stream: FlushStream, maxRows: number): Promise<Claim> {
     const sk = this.buffer.shardKeys(shard);
     const k = stream.keys(sk);
     const o = this.options;
-    const reply = await claimBatch(this.redis, { ready: k.ready, batch: k.batch, meta: k.meta, lease: sk.lease }, { owner: o.owner, leaseMs: o.leaseMs, newId: ulid(), maxRows: o.flushMaxRows, maxBytes: o.flushMaxBytes });
+    const reply = await claimBatch(this.redis, { ready: k.ready, batch: k.batch, meta: k.meta, lease: sk.lease }, { owner: o.owner, leaseMs: o.leaseMs, newId: ulid(), maxRows, maxBytes: o.flushMaxBytes });
     switch (reply.status) {
       case 'held':
         return { kind: 'held' };
@@ -149,8 +151,26 @@ export class Flusher {
     }
   }
 
+  /**
+   * Runs `work` after every round this flusher started before it. Its rounds
+   * hold the same lease, so a second one running alongside would get the
+   * first one's fresh batches back as unacknowledged and insert them on their
+   * own, under their own ids, while the first inserts them in a group under
+   * the group's token: every row twice. Flushers of different owners are
+   * kept apart by the lease.
+   */
+  private turn<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.lastTurn.then(work, work);
+    this.lastTurn = result.catch(() => {});
+    return result;
+  }
+
   /** One claim → insert → ack round on each stream of a shard: event rows and sessions rows inserted (0 when idle or leased elsewhere). */
-  async flushShard(shard: number): Promise<{ rows: number; sessions: number }> {
+  flushShard(shard: number): Promise<{ rows: number; sessions: number }> {
+    return this.turn(() => this.flushShardNow(shard));
+  }
+
+  private async flushShardNow(shard: number): Promise<{ rows: number; sessions: number }> {
     const rows = (await this.round(this.streams.events, [shard])).rows;
     const sessionRows = (await this.round(this.streams.sessions, [shard])).rows;
     this.lastFlushAt.set(shard, Date.now());
@@ -163,8 +183,8 @@ export class Flusher {
    * and packs the new batches into groups of up to flushMaxRows rows /
    * flushMaxBytes bytes: one insert for many shards.
    */
-  private async round(stream: FlushStream, shards: readonly number[]): Promise<{ rows: number; batches: number; claimed: number[] }> {
-    const claims = await Promise.all(shards.map((shard) => this.claim(shard, stream)));
+  private async round(stream: FlushStream, shards: readonly number[], maxRows = this.options.flushMaxRows): Promise<{ rows: number; batches: number; claimed: number[] }> {
+    const claims = await Promise.all(shards.map((shard) => this.claim(shard, stream, maxRows)));
     shards.forEach((shard, i) => this.options.metrics?.leaseOwned.set({ shard: String(shard) }, claims[i]?.kind === 'held' ? 0 : 1));
     const batches = claims.filter((c): c is Extract<Claim, { kind: 'batch' }> => c.kind === 'batch');
     // only batches fixed by this very claim may join a group: a batch claimed
@@ -227,7 +247,11 @@ export class Flusher {
    * for offline replays. `force` repeats until every backlog is empty.
    * `batches` counts the shard batches claimed.
    */
-  async tick(force = false, mode: 'due' | 'full' = 'due'): Promise<FlushResult> {
+  tick(force = false, mode: 'due' | 'full' = 'due'): Promise<FlushResult> {
+    return this.turn(() => this.tickNow(force, mode));
+  }
+
+  private async tickNow(force: boolean, mode: 'due' | 'full'): Promise<FlushResult> {
     const backlog = await this.buffer.backlog();
     const now = Date.now();
     const due = backlog

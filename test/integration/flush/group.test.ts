@@ -180,6 +180,19 @@ describe('group inserts', () => {
     await emptyEverywhere();
   });
 
+  it('stores each row once when one flusher is ticked again while its tick is grouping (ticks of one flusher take turns)', async () => {
+    const want = await readyClicks(200);
+    const inserts: number[] = [];
+    const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, options('a', inserts));
+    // the second tick holds the same lease: it would see the first one's fresh batches as unacknowledged
+    // and insert them alone, under their own ids, while the first inserts them as one group
+    const [first, second] = await Promise.all([flusher.tick(true), flusher.tick(true)]);
+    expect(first.rows + second.rows).toBe(200);
+    expect(await ids()).toEqual(want);
+    expect(inserts).toEqual([200]);
+    await emptyEverywhere();
+  });
+
   it('splits a group ClickHouse rejects: the bad row is dead-lettered in its shard, the rest inserted once', async () => {
     const want = await readyClicks(200);
     await services.redis.rpush(buffer.shardKeys(2).ready, '{"id":"bad","createdAt":"not a date"}');
