@@ -266,7 +266,9 @@ export class Flusher {
     for (const kind of ['events', 'sessions'] as const) {
       let shards = due;
       while (shards.length > 0) {
-        const r = await this.round(this.streams[kind], shards);
+        // draining (force): each shard's batch is its share of one insert, so the round's
+        // batches fill inserts of flushMaxRows instead of one smaller insert per shard
+        const r = await this.round(this.streams[kind], shards, force ? Math.ceil(this.options.flushMaxRows / shards.length) : this.options.flushMaxRows);
         if (kind === 'events') total.rows += r.rows;
         else total.sessions += r.rows;
         total.batches += r.batches;
