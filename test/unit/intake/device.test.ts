@@ -35,6 +35,16 @@ describe('isBot', () => {
   });
 });
 
+describe('the remembered answers', () => {
+  it('answers isBot and parseDevice the same for a user agent seen before, also after 5 000 others pushed it out', () => {
+    const crawler = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
+    const first = [isBot(crawler), isBot(CHROME_LINUX), parseDevice(IPHONE)];
+    for (let i = 0; i < 5_000; i += 1) isBot(`${CHROME_LINUX} build/${i}`);
+    expect([isBot(crawler), isBot(CHROME_LINUX), parseDevice(IPHONE)]).toEqual(first);
+    expect(first.slice(0, 2)).toEqual([true, false]);
+  });
+});
+
 describe('isServerAgent and isProgramAgent (who speaks for itself among callers with the secret)', () => {
   it("takes a program's own name/version, or a user agent with no browser, OS or device, for a server", () => {
     for (const ua of ['', 'node', 'undici', 'curl/8.1.2', '@openpanel/sdk/1.3.1', 'Go-http-client/1.1']) {
