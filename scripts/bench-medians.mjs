@@ -9,7 +9,8 @@
  *
  * A measure missing from one side (a release that did not print it) is shown
  * as "-". Also prints every run's value of the measures with a target, since
- * some targets ("in every run") are about each run, not the median.
+ * some targets ("in every run") are about each run, not the median: a second
+ * table lists every target with both sides' runs and the verdict on the median.
  */
 import { readFileSync } from 'node:fs';
 
@@ -78,4 +79,23 @@ for (const [path, label] of MEASURES) {
   const a = median(runs.after.map((r) => value(r, path)));
   const each = runs.after.map((r) => fmt(value(r, path))).join(', ');
   console.log(`| ${label} (\`${path}\`) | ${fmt(b)} | ${fmt(a)} | ${a !== undefined && b ? fmt(a / b) : '-'} | ${each} |`);
+}
+
+// the targets `bench` checked, each run's value on both sides and the verdict on this side's median
+const targetKeys = [...new Set(runs.after.flatMap((r) => Object.keys(r.targets ?? {})))];
+if (targetKeys.length > 0) {
+  console.log('');
+  console.log('| target | before, each run | after, each run | after, median | met (median) |');
+  console.log('|---|---|---|---|---|');
+  // the long-session key names its session length; the previous release may name another or none
+  const same = (run, key) => run.targets?.[key] ?? Object.entries(run.targets ?? {}).find(([k]) => k.split(' ')[0] === key.split(' ')[0])?.[1];
+  for (const key of targetKeys) {
+    const before = runs.before.map((r) => same(r, key)?.value ?? undefined);
+    const after = runs.after.map((r) => same(r, key)?.value ?? undefined);
+    const m = median(after);
+    const target = same(runs.after[0], key)?.target ?? '';
+    const [op, bound] = target.split(' ');
+    const met = m === undefined ? 'no' : (op === '<=' ? m <= Number(bound) : op === '>=' ? m >= Number(bound) : m < Number(bound)) ? 'yes' : 'no';
+    console.log(`| \`${key}\` ${target} | ${before.map(fmt).join(', ')} | ${after.map(fmt).join(', ')} | ${fmt(m)} | ${met} |`);
+  }
 }
