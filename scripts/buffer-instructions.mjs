@@ -4,7 +4,7 @@
  * by valgrind's callgrind: deterministic, so two checkouts compare exactly on a
  * shared, noisy machine where timings do not.
  *
- *   node scripts/buffer-instructions.mjs [--against <checkout>] [--events N] [--sweep]
+ *   node scripts/buffer-instructions.mjs [--against <checkout>] [--events N] [--sweep | --long]
  *
  * Needs valgrind (apt-get install valgrind) and a built checkout (npm run build).
  * Starts redis-server (REDIS_BIN, default redis-server on the PATH) under callgrind,
@@ -12,6 +12,9 @@
  * prints the instructions per event of the ingest calls, or with --sweep of the
  * sweep that emits and finalises everything afterwards. With --against, the other
  * checkout runs the same stream in its own redis-server, and the ratio is printed.
+ * With --long, the instructions of one-event calls on one session of 1 000 events
+ * (screen views and clicks by turns): 20 appended after the last event, then 20
+ * late ones in its middle, as `bench` times them on sessions of up to 50 000.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -20,7 +23,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { against: { type: 'string' }, events: { type: 'string', default: '20000' }, sweep: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { against: { type: 'string' }, events: { type: 'string', default: '20000' }, sweep: { type: 'boolean', default: false }, long: { type: 'boolean', default: false } } });
 const events = Number(values.events);
 const here = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 
@@ -53,17 +56,8 @@ async function count(checkout) {
     await redis.script('LOAD', scripts.ingest.source);
     await redis.script('LOAD', scripts.sweep.source);
     const zero = () => execFileSync('callgrind_control', ['-z', String(child.pid)], { stdio: 'ignore' });
-    if (!values.sweep) zero();
-    let clock = 0;
-    for (let i = 0; i < normalized.length; i += 2_000) {
-      const chunk = normalized.slice(i, i + 2_000);
-      for (const e of chunk) clock = Math.max(clock, e.createdAtMs);
-      await buffer.ingest(chunk, clock);
-    }
-    if (values.sweep) {
-      zero();
-      await buffer.sweep(clock + settings.sessionTimeoutMs + settings.graceMs + 1);
-    }
+    if (values.long) await longSessionCalls(buffer, normalized[0], zero);
+    else await stream(buffer, normalized, settings, zero);
     execFileSync('callgrind_control', ['-d', String(child.pid)], { stdio: 'ignore' });
   } finally {
     await redis.quit();
@@ -74,12 +68,46 @@ async function count(checkout) {
   const dump = readdirSync(dir).filter((f) => f.startsWith('cg.out.')).sort().at(0);
   const total = Number(/summary: (\d+)/.exec(readFileSync(path.join(dir, dump), 'utf8'))?.[1]);
   rmSync(dir, { recursive: true, force: true });
-  return total / events;
+  return total / (values.long ? LONG_PROBES * 2 : events);
 }
 
-const what = values.sweep ? 'sweep (emit + finalise)' : 'ingest';
+/** The bench's stream in chunks of 2 000 events; counts the ingest calls, or with --sweep the sweep after them. */
+async function stream(buffer, normalized, settings, zero) {
+  if (!values.sweep) zero();
+  let clock = 0;
+  for (let i = 0; i < normalized.length; i += 2_000) {
+    const chunk = normalized.slice(i, i + 2_000);
+    for (const e of chunk) clock = Math.max(clock, e.createdAtMs);
+    await buffer.ingest(chunk, clock);
+  }
+  if (values.sweep) {
+    zero();
+    await buffer.sweep(clock + settings.sessionTimeoutMs + settings.graceMs + 1);
+  }
+}
+
+const LONG_SIZE = 1_000;
+const LONG_PROBES = 20;
+
+/** Builds one session of LONG_SIZE events, then zeroes the counters and makes the probe calls of `bench`'s longSession. */
+async function longSessionCalls(buffer, template, zero) {
+  const t0 = 1_700_000_000_000;
+  const at = (i) => t0 + i * 1_000;
+  const event = (index, createdAtMs, kind) => ({ ...template, id: `ls${index}`, sessionId: 'long-session', kind, name: kind === 'v' ? 'screen_view' : 'click', createdAtMs });
+  for (let built = 0; built < LONG_SIZE; built += 500) {
+    const batch = Array.from({ length: 500 }, (_, k) => event(built + k, at(built + k), (built + k) % 2 === 0 ? 'v' : 'o'));
+    await buffer.sweep(at(built + 500));
+    await buffer.ingest(batch, at(built + 500));
+  }
+  const now = at(LONG_SIZE + LONG_PROBES * 2);
+  zero();
+  for (let i = 0; i < LONG_PROBES; i += 1) await buffer.ingest([event(10_000_000 + i, at(LONG_SIZE) + i, 'o')], now);
+  for (let i = 0; i < LONG_PROBES; i += 1) await buffer.ingest([event(20_000_000 + i, at(LONG_SIZE / 2) + 1 + i, i % 2 === 0 ? 'v' : 'o')], now);
+}
+
+const what = values.long ? `one-event calls on a ${LONG_SIZE}-event session (appended and late), per call` : values.sweep ? 'sweep (emit + finalise)' : 'ingest';
 const current = await count(here);
-let line = `${what}: ${events} events, ${Math.round(current)} instructions per event (${here})`;
+let line = `${what}: ${values.long ? '' : `${events} events, `}${Math.round(current)} instructions per ${values.long ? 'call' : 'event'} (${here})`;
 if (values.against) {
   const against = await count(path.resolve(values.against));
   line += `; ${Math.round(against)} (${path.resolve(values.against)}); ratio ${(current / against).toFixed(3)}`;
