@@ -44,6 +44,8 @@
 --- @include "upgrade"
 
 configure(tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+-- a sweep's window walks each session's rows in order: larger first reads (includes/order.lua)
+readAhead(16)
 local now = tonumber(ARGV[1])
 local sessions = tonumber(ARGV[6])
 if not sessions or #KEYS ~= 4 + 3 * sessions or #ARGV ~= 6 + sessions then return -1 end
