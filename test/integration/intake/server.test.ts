@@ -10,21 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IntakeKeys } from '../../../src/buffer/keys.js';
 import { loadConfig, type Config } from '../../../src/config.js';
 import { Identity } from '../../../src/intake/identity.js';
-import { parseProjects } from '../../../src/intake/projects.js';
 import { startIntake, type IntakeService } from '../../../src/intake/service.js';
 import { createLogger } from '../../../src/ops/log.js';
+import { CHROME, ORIGIN, PROJECTS, SECRET } from '../../helpers/intake.js';
 import { testRedis, type TestRedis } from '../../helpers/services.js';
 
-const CHROME = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
-const ORIGIN = 'https://shop.example';
-const SECRET = 'server-secret-0123456789';
-const PROJECTS = parseProjects(
-  JSON.stringify([
-    { projectId: 'shop', clientId: 'browser-client', origins: [ORIGIN] },
-    { projectId: 'shop', clientId: 'server-client', clientSecret: SECRET },
-  ]),
-  'test',
-);
 
 let redis: TestRedis;
 let config: Config;
