@@ -267,8 +267,9 @@ export class Flusher {
       let shards = due;
       while (shards.length > 0) {
         // draining (force): each shard's batch is its share of one insert, so the round's
-        // batches fill inserts of flushMaxRows instead of one smaller insert per shard
-        const r = await this.round(this.streams[kind], shards, force ? Math.ceil(this.options.flushMaxRows / shards.length) : this.options.flushMaxRows);
+        // batches fill inserts of flushMaxRows instead of one smaller insert per shard (rounded
+        // down: shares rounded up add up to more than one insert holds, which splits the round)
+        const r = await this.round(this.streams[kind], shards, force ? Math.max(1, Math.floor(this.options.flushMaxRows / shards.length)) : this.options.flushMaxRows);
         if (kind === 'events') total.rows += r.rows;
         else total.sessions += r.rows;
         total.batches += r.batches;

@@ -85,6 +85,18 @@ describe('group inserts', () => {
     expect(inserts.length).toBeLessThan(SHARDS);
   });
 
+  it('drains a backlog in inserts that fill flushMaxRows, also when the shards do not divide it', async () => {
+    await readyClicks(200);
+    const inserts: number[] = [];
+    // 4 shards, 30 rows an insert: a share of 8 rows a shard would make rounds of 32, one insert of 24 and one of 8
+    const flusher = new Flusher(services.redis, buffer, services.clickhouse.ch, { ...options('a', inserts), flushMaxRows: 30 });
+    await flusher.tick(true);
+    console.info(`drain inserts: ${inserts.join(', ')}`);
+    expect(Math.max(...inserts)).toBeLessThanOrEqual(30);
+    expect(inserts.reduce((a, n) => a + n, 0)).toBe(200);
+    expect(inserts.length).toBeLessThanOrEqual(Math.ceil(200 / (30 - SHARDS)) + 1);
+  });
+
   it('finishes a group whose flusher died after the insert, storing each row once', async () => {
     const want = await readyClicks(200);
     const dead = new Flusher(services.redis, buffer, services.clickhouse.ch, options('dead', [], dieAfterInsert()));
