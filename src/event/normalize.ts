@@ -164,7 +164,9 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions, assign
     createdAtMs,
     clamped,
     path: raw.path ?? '',
-    // read once per session and call (the facts of its earliest event), so built only when read
+    // read once per session and call (the facts of its earliest event), so built only when read,
+    // from the caller's input: callers (parseJob, replay, the intake) never change an event after
+    // normalising it
     get sessionFacts() {
       return raw.sessionId ? sessionFactsOf(raw, country) : {};
     },
